@@ -1,0 +1,237 @@
+//! Minibatches: `(x: [B, features] f32, y: labels)`, normalized on the fly from `u8` pixels.
+//!
+//! The order of an epoch is a function of `(seed, epoch)` only: a ChaCha8 stream (portable by
+//! specification) drives a Fisher–Yates shuffle with unbiased bounded draws that we write
+//! ourselves, so the order is the same on every machine and every version of `rand`, and a
+//! resumed run sees exactly the batches an uninterrupted run would have seen.
+
+use ndarray::ArrayView2;
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::error::{DataError, Result};
+use crate::split::{Normalization, Subset};
+
+/// In which order examples are visited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    /// 0, 1, 2, ... every epoch (for evaluation).
+    Sequential,
+    /// A fresh permutation each epoch, from `(seed, epoch)`.
+    Shuffled { seed: u64 },
+}
+
+/// The permutation of `0..n` used for `epoch` under `seed`.
+pub fn shuffled_indices(n: usize, seed: u64, epoch: u64) -> Vec<u32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(epoch);
+    let mut indices: Vec<u32> = (0..n as u32).collect();
+    for i in (1..n).rev() {
+        let j = uniform_below(&mut rng, i as u32 + 1) as usize;
+        indices.swap(i, j);
+    }
+    indices
+}
+
+/// A uniform draw from `0..bound` (Lemire's multiply-and-reject; `bound > 0`).
+fn uniform_below(rng: &mut impl RngCore, bound: u32) -> u32 {
+    let threshold = bound.wrapping_neg() % bound;
+    loop {
+        let product = rng.next_u32() as u64 * bound as u64;
+        if (product as u32) >= threshold {
+            return (product >> 32) as u32;
+        }
+    }
+}
+
+/// One minibatch, borrowed from the loader's reused buffers.
+#[derive(Debug)]
+pub struct Batch<'b> {
+    /// Normalized pixels, `[B, features]`.
+    pub x: ArrayView2<'b, f32>,
+    /// Class labels, `B` of them.
+    pub y: &'b [u8],
+    /// Position of this batch in its epoch.
+    pub index: usize,
+}
+
+/// Batches over one [`Subset`]. Buffers are allocated once and reused by every batch.
+#[derive(Debug)]
+pub struct DataLoader<'a> {
+    subset: &'a Subset,
+    lookup: [f32; 256],
+    batch_size: usize,
+    order: Order,
+    drop_last: bool,
+    indices: Vec<u32>,
+    x: Vec<f32>,
+    y: Vec<u8>,
+}
+
+impl<'a> DataLoader<'a> {
+    /// A loader with `batch_size` examples per batch (the last one may be smaller).
+    pub fn new(subset: &'a Subset, normalization: &Normalization, batch_size: usize, order: Order) -> Result<Self> {
+        if batch_size == 0 {
+            return Err(DataError::Invalid("batch size must be at least 1".into()));
+        }
+        Ok(DataLoader {
+            subset,
+            lookup: normalization.lookup_table(),
+            batch_size,
+            order,
+            drop_last: false,
+            indices: (0..subset.len() as u32).collect(),
+            x: Vec::with_capacity(batch_size * subset.features()),
+            y: Vec::with_capacity(batch_size),
+        })
+    }
+
+    /// Whether a last, incomplete batch is skipped.
+    pub fn drop_last(mut self, drop_last: bool) -> Self {
+        self.drop_last = drop_last;
+        self
+    }
+
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    /// Examples visited per epoch.
+    pub fn samples_per_epoch(&self) -> usize {
+        if self.drop_last {
+            self.subset.len() / self.batch_size * self.batch_size
+        } else {
+            self.subset.len()
+        }
+    }
+
+    /// Batches per epoch.
+    pub fn num_batches(&self) -> usize {
+        self.samples_per_epoch().div_ceil(self.batch_size)
+    }
+
+    /// Starts epoch `epoch` (its order depends on it when shuffling).
+    pub fn epoch(&mut self, epoch: u64) -> Epoch<'_, 'a> {
+        match self.order {
+            Order::Sequential => {}
+            Order::Shuffled { seed } => self.indices = shuffled_indices(self.subset.len(), seed, epoch),
+        }
+        Epoch {
+            loader: self,
+            next: 0,
+        }
+    }
+}
+
+/// The batches of one epoch: `while let Some(batch) = epoch.next_batch() { ... }`.
+#[derive(Debug)]
+pub struct Epoch<'l, 'a> {
+    loader: &'l mut DataLoader<'a>,
+    next: usize,
+}
+
+impl Epoch<'_, '_> {
+    /// The next batch, or `None` at the end of the epoch.
+    pub fn next_batch(&mut self) -> Option<Batch<'_>> {
+        let loader = &mut *self.loader;
+        let start = self.next * loader.batch_size;
+        let end = (start + loader.batch_size).min(loader.samples_per_epoch());
+        if start >= end {
+            return None;
+        }
+        let features = loader.subset.features();
+        loader.x.clear();
+        loader.y.clear();
+        for &i in &loader.indices[start..end] {
+            let image = loader.subset.image(i as usize);
+            loader.x.extend(image.iter().map(|&p| loader.lookup[p as usize]));
+            loader.y.push(loader.subset.labels[i as usize]);
+        }
+        let index = self.next;
+        self.next += 1;
+        let x = ArrayView2::from_shape((end - start, features), &loader.x).expect("batch buffer has the batch's shape");
+        Some(Batch {
+            x,
+            y: &loader.y,
+            index,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subset(n: usize) -> Subset {
+        Subset {
+            name: "train",
+            rows: 1,
+            cols: 2,
+            pixels: (0..2 * n).map(|i| i as u8).collect(),
+            labels: (0..n).map(|i| (i % 10) as u8).collect(),
+        }
+    }
+
+    #[test]
+    fn permutation_is_a_permutation_and_depends_on_seed_and_epoch() {
+        let p = shuffled_indices(1000, 7, 0);
+        let mut sorted = p.clone();
+        sorted.sort();
+        assert_eq!(sorted, (0..1000).collect::<Vec<u32>>());
+        assert_ne!(p, (0..1000).collect::<Vec<u32>>());
+        assert_eq!(p, shuffled_indices(1000, 7, 0));
+        assert_ne!(p, shuffled_indices(1000, 7, 1));
+        assert_ne!(p, shuffled_indices(1000, 8, 0));
+    }
+
+    #[test]
+    fn the_order_is_pinned() {
+        // The permutation is part of reproducibility: if this changes, old runs cannot resume.
+        assert_eq!(shuffled_indices(10, 42, 3), vec![0, 6, 1, 2, 7, 8, 4, 9, 3, 5]);
+    }
+
+    #[test]
+    fn batches_cover_everything_once_with_a_short_last_batch() {
+        let s = subset(10);
+        let norm = Normalization::none(1.0);
+        let mut loader = DataLoader::new(&s, &norm, 4, Order::Shuffled { seed: 1 }).unwrap();
+        assert_eq!(loader.num_batches(), 3);
+        let mut epoch = loader.epoch(0);
+        let mut seen = Vec::new();
+        let mut sizes = Vec::new();
+        while let Some(b) = epoch.next_batch() {
+            sizes.push(b.x.nrows());
+            for (row, &label) in b.x.rows().into_iter().zip(b.y) {
+                let first = row[0] as usize / 2;
+                assert_eq!(row[1], row[0] + 1.0);
+                assert_eq!(label as usize, first % 10);
+                seen.push(first);
+            }
+        }
+        assert_eq!(sizes, vec![4, 4, 2]);
+        seen.sort();
+        assert_eq!(seen, (0..10).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn drop_last_skips_the_short_batch() {
+        let s = subset(10);
+        let norm = Normalization::none(1.0);
+        let mut loader = DataLoader::new(&s, &norm, 4, Order::Sequential).unwrap().drop_last(true);
+        assert_eq!(loader.num_batches(), 2);
+        let mut epoch = loader.epoch(0);
+        let mut count = 0;
+        while let Some(b) = epoch.next_batch() {
+            assert_eq!(b.x.nrows(), 4);
+            count += 1;
+        }
+        assert_eq!(count, 2);
+    }
+
+    #[test]
+    fn zero_batch_size_is_an_error() {
+        let s = subset(3);
+        let err = DataLoader::new(&s, &Normalization::none(1.0), 0, Order::Sequential).unwrap_err();
+        assert!(err.to_string().contains("batch size"));
+    }
+}
