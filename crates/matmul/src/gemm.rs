@@ -1,0 +1,275 @@
+//! The BLIS loop nest around the micro-kernels, and its parallel split.
+//!
+//! ```text
+//! LOOP 5  for jc in 0..n step NC          split n into panels of NC columns
+//! LOOP 4    for pc in 0..k step KC        split k; pack B[pc.., jc..] (KC × NC) into NR-wide slivers
+//! LOOP 3      for ic in 0..m step MC      split m; pack A[ic.., pc..] (MC × KC) into MR-tall slivers
+//! LOOP 2        for jr in 0..NC step NR   one B sliver (stays in L1 across LOOP 1)
+//! LOOP 1          for ir in 0..MC step MR one A sliver → micro-kernel → MR × NR tile of C
+//! ```
+//!
+//! Determinism: an element of C is always computed by the same sequence of operations (the same
+//! KC blocks in the same order, the same micro-kernel step by step, the same merge into C),
+//! whichever tile, task or thread computes it. The parallel split only decides *who* computes a
+//! block of C, never *how*, so the result is bit-identical for every thread count.
+
+use std::cell::RefCell;
+
+use crate::kernel::{Avx2Fma, Avx512, Kernel, MicroKernel, Portable};
+
+/// LOOP 4: depth of a packed panel. A B sliver (NR × KC floats, 20 KiB for AVX-512) stays in
+/// the 48 KiB L1 while LOOP 1 runs over the A block.
+pub const KC: usize = 512;
+/// LOOP 3: rows of the packed A block. MC × KC floats (512 KiB) fit the 1 MiB L2.
+pub const MC: usize = 256;
+/// LOOP 5: columns of the packed B panel. KC × NC floats (4 MiB) stay in L3.
+pub const NC: usize = 2048;
+
+/// Room for the largest micro-kernel tile (AVX-512: 32 × 10).
+const MAX_TILE: usize = 320;
+
+/// Below this many multiply-adds (m·n·k) a product runs on one thread: waking a second rayon
+/// worker costs 9–50 µs, as much as the whole product. Chosen with `cargo xtask bench matmul`.
+pub const PARALLEL_THRESHOLD: usize = 3 << 20;
+
+/// A strided matrix: element (i, j) is at `ptr + i·rs + j·cs`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Strided<P> {
+    pub ptr: P,
+    pub rows: usize,
+    pub cols: usize,
+    pub rs: isize,
+    pub cs: isize,
+}
+
+pub(crate) type MatRef = Strided<*const f32>;
+pub(crate) type MatMut = Strided<*mut f32>;
+
+// SAFETY: the driver hands disjoint blocks of C to different tasks and only reads A and B.
+unsafe impl<P> Send for Strided<P> {}
+unsafe impl<P> Sync for Strided<P> {}
+
+impl<P: Copy> Strided<P> {
+    /// The sub-matrix starting at (i, j) with the given size.
+    fn block(self, i: usize, j: usize, rows: usize, cols: usize, offset: impl Fn(P, isize) -> P) -> Self {
+        Strided {
+            ptr: offset(self.ptr, i as isize * self.rs + j as isize * self.cs),
+            rows,
+            cols,
+            ..self
+        }
+    }
+}
+
+impl MatRef {
+    fn sub(self, i: usize, j: usize, rows: usize, cols: usize) -> Self {
+        self.block(i, j, rows, cols, |p, o| p.wrapping_offset(o))
+    }
+    #[inline(always)]
+    unsafe fn at(&self, i: usize, j: usize) -> f32 {
+        *self.ptr.offset(i as isize * self.rs + j as isize * self.cs)
+    }
+}
+
+impl MatMut {
+    fn sub(self, i: usize, j: usize, rows: usize, cols: usize) -> Self {
+        self.block(i, j, rows, cols, |p, o| p.wrapping_offset(o))
+    }
+}
+
+thread_local! {
+    /// Packing buffers of this thread (A block, B panel), grown once and then reused.
+    static PACK_BUFFERS: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// `C ← α·A·B + β·C` with the given kernel; `threads` > 1 splits C into that many blocks.
+/// β = 0 overwrites C (whatever it held, NaN included).
+pub(crate) fn gemm_strided(kernel: Kernel, alpha: f32, a: MatRef, b: MatRef, beta: f32, c: MatMut, threads: usize) {
+    match kernel {
+        Kernel::Avx512 => split::<Avx512>(alpha, a, b, beta, c, threads),
+        Kernel::Avx2Fma => split::<Avx2Fma>(alpha, a, b, beta, c, threads),
+        Kernel::Portable => split::<Portable>(alpha, a, b, beta, c, threads),
+    }
+}
+
+/// Splits C into `threads` fixed blocks along its longer side (in whole tiles) and runs the
+/// loop nest on each block in a rayon task.
+fn split<K: MicroKernel>(alpha: f32, a: MatRef, b: MatRef, beta: f32, c: MatMut, threads: usize) {
+    let (m, n, k) = (c.rows, c.cols, a.cols);
+    if threads <= 1 || m * n * k < PARALLEL_THRESHOLD {
+        return loop_nest::<K>(alpha, a, b, beta, c);
+    }
+    let along_m = m.div_ceil(K::MR) >= n.div_ceil(K::NR);
+    let (len, unit) = if along_m { (m, K::MR) } else { (n, K::NR) };
+    let tiles = len.div_ceil(unit);
+    let parts = threads.min(tiles);
+    let tiles_per_part = tiles.div_ceil(parts);
+    let step = tiles_per_part * unit;
+    rayon::scope(|s| {
+        for start in (0..len).step_by(step) {
+            let size = step.min(len - start);
+            s.spawn(move |_| {
+                if along_m {
+                    loop_nest::<K>(alpha, a.sub(start, 0, size, k), b, beta, c.sub(start, 0, size, n));
+                } else {
+                    loop_nest::<K>(alpha, a, b.sub(0, start, k, size), beta, c.sub(0, start, m, size));
+                }
+            });
+        }
+    });
+}
+
+/// The five loops on one thread.
+fn loop_nest<K: MicroKernel>(alpha: f32, a: MatRef, b: MatRef, beta: f32, c: MatMut) {
+    let (m, n, k) = (c.rows, c.cols, a.cols);
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 || alpha == 0.0 {
+        return scale(beta, c);
+    }
+    PACK_BUFFERS.with(|buffers| {
+        let (a_pack, b_pack) = &mut *buffers.borrow_mut();
+        let a_len = MC.div_ceil(K::MR) * K::MR * KC;
+        let b_len = NC.min(n).div_ceil(K::NR) * K::NR * KC;
+        if a_pack.len() < a_len {
+            a_pack.resize(a_len, 0.0);
+        }
+        if b_pack.len() < b_len {
+            b_pack.resize(b_len, 0.0);
+        }
+        // The micro-kernel's output tile lives on the stack (no allocation per call).
+        let mut tile = [0.0f32; MAX_TILE];
+        debug_assert!(K::MR * K::NR <= MAX_TILE);
+        // LOOP 5: split n into panels of NC columns.
+        for jc in (0..n).step_by(NC) {
+            let nc = NC.min(n - jc);
+            // LOOP 4: split k into panels of depth KC; pack the B panel once per (jc, pc).
+            for pc in (0..k).step_by(KC) {
+                let kc = KC.min(k - pc);
+                pack_b::<K>(b.sub(pc, jc, kc, nc), b_pack);
+                // β applies once, on the first pass over k; later passes accumulate.
+                let merge = if pc == 0 { Merge::Beta(beta) } else { Merge::Accumulate };
+                // LOOP 3: split m into blocks of MC rows; pack the A block.
+                for ic in (0..m).step_by(MC) {
+                    let mc = MC.min(m - ic);
+                    pack_a::<K>(a.sub(ic, pc, mc, kc), a_pack);
+                    // LOOP 2: one NR-wide B sliver at a time.
+                    for jr in (0..nc).step_by(K::NR) {
+                        let nr = K::NR.min(nc - jr);
+                        let b_sliver = b_pack[jr * kc..].as_ptr();
+                        // LOOP 1: one MR-tall A sliver at a time → the micro-kernel.
+                        for ir in (0..mc).step_by(K::MR) {
+                            let mr = K::MR.min(mc - ir);
+                            let a_sliver = a_pack[ir * kc..].as_ptr();
+                            // SAFETY: the slivers hold kc·MR and kc·NR floats (zero-padded),
+                            // and `gemm` only chooses kernels the CPU supports.
+                            unsafe { K::run(kc, a_sliver, b_sliver, tile.as_mut_ptr()) };
+                            let c_tile = c.sub(ic + ir, jc + jr, mr, nr);
+                            unsafe { merge_tile(&tile, K::MR, alpha, merge, c_tile) };
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// How a computed tile enters C.
+#[derive(Clone, Copy)]
+enum Merge {
+    /// `C ← β·C + α·T` (β = 0: `C ← α·T`, ignoring what C held).
+    Beta(f32),
+    /// `C ← C + α·T`.
+    Accumulate,
+}
+
+/// Merges the column-major tile `t` (leading dimension `ld`) into the `c.rows × c.cols` block.
+///
+/// # Safety
+/// `c` must address valid, writable elements.
+#[inline]
+unsafe fn merge_tile(t: &[f32], ld: usize, alpha: f32, merge: Merge, c: MatMut) {
+    let update = |ci: *mut f32, v: f32| match merge {
+        Merge::Beta(beta) if beta == 0.0 => *ci = alpha * v,
+        Merge::Beta(beta) => *ci = beta * *ci + alpha * v,
+        Merge::Accumulate => *ci += alpha * v,
+    };
+    if c.cs == 1 && c.rs != 1 {
+        // Row-major C: walk each row of C contiguously.
+        for i in 0..c.rows {
+            let row = c.ptr.offset(i as isize * c.rs);
+            for j in 0..c.cols {
+                update(row.add(j), t[j * ld + i]);
+            }
+        }
+    } else {
+        for j in 0..c.cols {
+            let col = c.ptr.offset(j as isize * c.cs);
+            for i in 0..c.rows {
+                update(col.offset(i as isize * c.rs), t[j * ld + i]);
+            }
+        }
+    }
+}
+
+/// `C ← β·C` (β = 0 writes zeros).
+fn scale(beta: f32, c: MatMut) {
+    for i in 0..c.rows {
+        for j in 0..c.cols {
+            // SAFETY: (i, j) is inside C.
+            unsafe {
+                let p = c.ptr.offset(i as isize * c.rs + j as isize * c.cs);
+                *p = if beta == 0.0 { 0.0 } else { beta * *p };
+            }
+        }
+    }
+}
+
+/// Packs the `mc × kc` block of A into MR-tall slivers: sliver s holds, for each p, the MR
+/// values `A[s·MR .. s·MR+MR, p]`, zero-padded past the last row.
+fn pack_a<K: MicroKernel>(a: MatRef, out: &mut [f32]) {
+    let (mc, kc) = (a.rows, a.cols);
+    for (s, i0) in (0..mc).step_by(K::MR).enumerate() {
+        let mr = K::MR.min(mc - i0);
+        let sliver = &mut out[s * K::MR * kc..(s + 1) * K::MR * kc];
+        if a.rs == 1 && mr == K::MR {
+            // Column-major A (e.g. the transposed view Xᵀ): each step is a contiguous copy.
+            for p in 0..kc {
+                // SAFETY: rows i0..i0+MR of column p exist.
+                let src = unsafe { std::slice::from_raw_parts(a.ptr.offset(i0 as isize + p as isize * a.cs), K::MR) };
+                sliver[p * K::MR..(p + 1) * K::MR].copy_from_slice(src);
+            }
+        } else {
+            for i in 0..K::MR {
+                if i < mr {
+                    for p in 0..kc {
+                        // SAFETY: (i0 + i, p) is inside A.
+                        sliver[p * K::MR + i] = unsafe { a.at(i0 + i, p) };
+                    }
+                } else {
+                    for p in 0..kc {
+                        sliver[p * K::MR + i] = 0.0;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Packs the `kc × nc` panel of B into NR-wide slivers: sliver t holds, for each p, the NR
+/// values `B[p, t·NR .. t·NR+NR]`, zero-padded past the last column.
+fn pack_b<K: MicroKernel>(b: MatRef, out: &mut [f32]) {
+    let (kc, nc) = (b.rows, b.cols);
+    for (t, j0) in (0..nc).step_by(K::NR).enumerate() {
+        let nr = K::NR.min(nc - j0);
+        let sliver = &mut out[t * K::NR * kc..(t + 1) * K::NR * kc];
+        for p in 0..kc {
+            let dst = &mut sliver[p * K::NR..(p + 1) * K::NR];
+            for (j, d) in dst.iter_mut().enumerate() {
+                // SAFETY: (p, j0 + j) is inside B when j < nr.
+                *d = if j < nr { unsafe { b.at(p, j0 + j) } } else { 0.0 };
+            }
+        }
+    }
+}
