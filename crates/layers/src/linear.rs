@@ -1,0 +1,124 @@
+//! `Linear(in, out)`: an affine map, with its weight stored as PyTorch stores it.
+
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewD, ArrayViewMutD, Axis};
+
+use backprop_init::{Generator, Init};
+
+use crate::error::{expect_shape, LayerError, Result};
+use crate::float::Float;
+use crate::module::{keep, Module};
+
+/// A fully connected layer.
+///
+/// ```text
+/// forward:   y  = x·Wᵀ + b          x: [B, in]   W: [out, in]   b: [out]   y: [B, out]
+/// backward:  ∂W += gᵀ·x             g = ∂L/∂y: [B, out]
+///            ∂b += Σ_rows g
+///            ∂x  = g·W              (skipped when not asked for)
+/// ```
+///
+/// `Wᵀ` and `gᵀ` are transposed *views* passed to the matrix product: nothing is copied.
+#[derive(Clone, Debug)]
+pub struct Linear<T: Float = f32> {
+    /// `[out, in]`, PyTorch's layout (`nn.Linear.weight`).
+    pub weight: Array2<T>,
+    /// `[out]`.
+    pub bias: Array1<T>,
+    pub weight_grad: Array2<T>,
+    pub bias_grad: Array1<T>,
+    input: Option<Array2<T>>,
+}
+
+impl Linear<f32> {
+    /// A layer initialized by `init` (the bias as that scheme's [`Init::bias`]).
+    pub fn new(in_features: usize, out_features: usize, init: Init, gen: &mut Generator) -> Self {
+        let weight = init.weight(out_features, in_features, gen);
+        let bias = init.bias(out_features, in_features, gen);
+        Linear::from_parameters(weight, bias).expect("init gives matching shapes")
+    }
+}
+
+impl<T: Float> Linear<T> {
+    /// A layer with the given weight `[out, in]` and bias `[out]`.
+    pub fn from_parameters(weight: Array2<T>, bias: Array1<T>) -> Result<Self> {
+        if bias.len() != weight.nrows() {
+            return Err(LayerError::Parameter {
+                layer: format!("Linear({} → {})", weight.ncols(), weight.nrows()),
+                name: "bias".into(),
+                expected: vec![weight.nrows()],
+                got: vec![bias.len()],
+            });
+        }
+        Ok(Linear {
+            weight_grad: Array2::zeros(weight.dim()),
+            bias_grad: Array1::zeros(bias.len()),
+            weight: weight.as_standard_layout().into_owned(),
+            bias,
+            input: None,
+        })
+    }
+
+    pub fn in_features(&self) -> usize {
+        self.weight.ncols()
+    }
+
+    pub fn out_features(&self) -> usize {
+        self.weight.nrows()
+    }
+
+    /// The same layer in another precision (e.g. f64 for a gradient check), gradients cleared.
+    pub fn cast<U: Float>(&self) -> Linear<U> {
+        Linear::from_parameters(self.weight.mapv(|v| U::of(v.f64())), self.bias.mapv(|v| U::of(v.f64())))
+            .expect("same shapes")
+    }
+}
+
+impl<T: Float> Module<T> for Linear<T> {
+    fn name(&self) -> String {
+        format!("Linear({} → {})", self.in_features(), self.out_features())
+    }
+
+    fn forward(&mut self, x: ArrayView2<T>) -> Result<Array2<T>> {
+        expect_shape(&|| self.name(), "input", x.shape(), [None, Some(self.in_features())])?;
+        let mut y = Array2::zeros((x.nrows(), self.out_features()));
+        // y = x·Wᵀ
+        T::gemm(T::one(), x, self.weight.t(), T::zero(), y.view_mut());
+        // y += b, row by row
+        y += &self.bias;
+        keep(&mut self.input, x);
+        Ok(y)
+    }
+
+    fn backward(&mut self, g: ArrayView2<T>, input_grad: bool) -> Result<Option<Array2<T>>> {
+        let name = || self.name();
+        let x = self.input.as_ref().ok_or_else(|| LayerError::NoForward { layer: name() })?;
+        expect_shape(&name, "output gradient", g.shape(), [Some(x.nrows()), Some(self.out_features())])?;
+        // ∂W += gᵀ·x
+        T::gemm(T::one(), g.t(), x.view(), T::one(), self.weight_grad.view_mut());
+        // ∂b += Σ_rows g (in row order: deterministic)
+        for row in g.axis_iter(Axis(0)) {
+            self.bias_grad += &row;
+        }
+        // ∂x = g·W
+        Ok(input_grad.then(|| {
+            let mut dx = Array2::zeros((g.nrows(), self.in_features()));
+            T::gemm(T::one(), g, self.weight.view(), T::zero(), dx.view_mut());
+            dx
+        }))
+    }
+
+    fn output_features(&self, input_features: usize) -> Result<usize> {
+        expect_shape(&|| self.name(), "input", &[0, input_features], [None, Some(self.in_features())])?;
+        Ok(self.out_features())
+    }
+
+    fn visit_parameters(&self, f: &mut dyn FnMut(&str, ArrayViewD<T>, ArrayViewD<T>)) {
+        f("weight", self.weight.view().into_dyn(), self.weight_grad.view().into_dyn());
+        f("bias", self.bias.view().into_dyn(), self.bias_grad.view().into_dyn());
+    }
+
+    fn visit_parameters_mut(&mut self, f: &mut dyn FnMut(&str, ArrayViewMutD<T>, ArrayViewMutD<T>)) {
+        f("weight", self.weight.view_mut().into_dyn(), self.weight_grad.view_mut().into_dyn());
+        f("bias", self.bias.view_mut().into_dyn(), self.bias_grad.view_mut().into_dyn());
+    }
+}

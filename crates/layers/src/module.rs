@@ -1,0 +1,75 @@
+//! The [`Module`] trait: forward on a batch, backward from the output's gradient.
+
+use ndarray::{Array2, ArrayView2, ArrayViewD, ArrayViewMutD};
+
+use crate::error::Result;
+use crate::float::Float;
+
+/// A differentiable function of a batch `[B, in] → [B, out]`, possibly with parameters.
+///
+/// **What is kept.** `forward` keeps what `backward` needs (Linear its input, ReLU its input,
+/// Softmax its output); `backward` uses the most recent `forward`.
+///
+/// **Gradient rule (PyTorch's).** Parameter gradients **accumulate**: each `backward` adds
+/// into them (`+=`), and [`Module::zero_grad`] clears them. The input gradient returned by
+/// `backward` is a fresh array each time (nothing accumulates there).
+pub trait Module<T: Float = f32>: Send {
+    /// A short description for errors and summaries, e.g. `Linear(784 → 50)`.
+    fn name(&self) -> String;
+
+    /// The output for a batch `input` of shape `[B, in]`.
+    fn forward(&mut self, input: ArrayView2<T>) -> Result<Array2<T>>;
+
+    /// Given `∂L/∂output`, adds `∂L/∂θ` into each parameter's gradient and returns `∂L/∂input`
+    /// when `input_grad` is true. The first layer of a network never needs its input gradient;
+    /// passing `false` skips that product (PyTorch skips it too).
+    fn backward(&mut self, grad_output: ArrayView2<T>, input_grad: bool) -> Result<Option<Array2<T>>>;
+
+    /// Output features for `input_features` inputs (an error if the layer cannot take them).
+    fn output_features(&self, input_features: usize) -> Result<usize>;
+
+    /// Calls `f(name, value, grad)` for each parameter, in a fixed order.
+    fn visit_parameters(&self, _f: &mut dyn FnMut(&str, ArrayViewD<T>, ArrayViewD<T>)) {}
+
+    /// Calls `f(name, value, grad)` for each parameter, mutably, in the same order.
+    fn visit_parameters_mut(&mut self, _f: &mut dyn FnMut(&str, ArrayViewMutD<T>, ArrayViewMutD<T>)) {}
+
+    /// Sets every parameter gradient to zero.
+    fn zero_grad(&mut self) {
+        self.visit_parameters_mut(&mut |_, _, mut grad| grad.fill(T::zero()));
+    }
+
+    /// Number of scalar parameters.
+    fn parameter_count(&self) -> usize {
+        let mut count = 0;
+        self.visit_parameters(&mut |_, value, _| count += value.len());
+        count
+    }
+}
+
+/// `y = x`. Useful as a placeholder and for checking a loss on its own.
+#[derive(Clone, Debug, Default)]
+pub struct Identity;
+
+impl<T: Float> Module<T> for Identity {
+    fn name(&self) -> String {
+        "Identity".into()
+    }
+    fn forward(&mut self, input: ArrayView2<T>) -> Result<Array2<T>> {
+        Ok(input.to_owned())
+    }
+    fn backward(&mut self, grad_output: ArrayView2<T>, input_grad: bool) -> Result<Option<Array2<T>>> {
+        Ok(input_grad.then(|| grad_output.to_owned()))
+    }
+    fn output_features(&self, input_features: usize) -> Result<usize> {
+        Ok(input_features)
+    }
+}
+
+/// Copies `src` into `buffer`, reusing its allocation when the shape is unchanged.
+pub(crate) fn keep<T: Float>(buffer: &mut Option<Array2<T>>, src: ArrayView2<T>) {
+    match buffer {
+        Some(b) if b.dim() == src.dim() => b.assign(&src),
+        _ => *buffer = Some(src.as_standard_layout().into_owned()),
+    }
+}
