@@ -1,1 +1,76 @@
-fn main() {}
+//! `cargo xtask`: the runner of the backprop workspace.
+//!
+//! ```text
+//! cargo xtask train [flags]                 train an MLP on MNIST (the main job)
+//! cargo xtask eval --model CKPT             test accuracy, loss and confusion matrix
+//! cargo xtask grads --model M --batch B ... forward + backward on a batch, gradients to a file
+//! cargo xtask data info|fetch|verify|show   the datasets
+//! cargo xtask init-stats                    the lesson's initialization experiments
+//! cargo xtask bench matmul|train|data       benchmarks
+//! ```
+//!
+//! Errors are printed with their whole chain and exit with status 1.
+
+mod bench;
+mod data_cmd;
+mod eval_grads;
+mod init_stats;
+mod plot;
+mod train_cmd;
+
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "The backprop runner", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train an MLP (default: MNIST, 784-50-10, cross-entropy, Kaiming init, SGD).
+    Train(train_cmd::TrainArgs),
+    /// Evaluate a checkpoint on a test set: accuracy, loss, confusion matrix.
+    Eval(eval_grads::EvalArgs),
+    /// Forward and backward of a checkpoint on a batch; write loss, output and all gradients.
+    Grads(eval_grads::GradsArgs),
+    /// Inspect, download, verify and look at the datasets.
+    #[command(subcommand)]
+    Data(data_cmd::DataCommand),
+    /// Reproduce the lesson's initialization experiments (activation statistics).
+    InitStats(init_stats::InitStatsArgs),
+    /// Benchmarks: matmul (GFLOP/s), train (seconds per epoch), data (load and batch).
+    Bench(bench::BenchArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(args) => train_cmd::run(args),
+        Command::Eval(args) => eval_grads::eval(args),
+        Command::Grads(args) => eval_grads::grads(args),
+        Command::Data(cmd) => data_cmd::run(cmd),
+        Command::InitStats(args) => init_stats::run(args),
+        Command::Bench(args) => bench::run(args),
+    };
+    if let Err(err) = result {
+        eprintln!("error: {err}");
+        for cause in err.chain().skip(1) {
+            eprintln!("  caused by: {cause}");
+        }
+        std::process::exit(1);
+    }
+}
+
+/// The workspace root (where `data/` and `runs/` live by default).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask is inside the workspace").to_path_buf()
+}
+
+/// `--data-dir`, else `$BACKPROP_DATA`, else `<workspace>/data`.
+pub fn data_dir(explicit: Option<&Path>) -> PathBuf {
+    backprop_data::resolve_data_dir(explicit, &workspace_root().join("data"))
+}

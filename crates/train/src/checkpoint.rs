@@ -1,0 +1,137 @@
+//! Run folders on disk: every file is written atomically (a temporary file in the same folder,
+//! flushed, then renamed over the old one), so a crash or Ctrl-C mid-write leaves the previous
+//! version whole.
+//!
+//! - `model.safetensors`: the model's tensors only, PyTorch's keys (loads strictly in PyTorch).
+//! - `training_state.safetensors`: everything needed to resume in **one** file, so it can never
+//!   be half of one epoch and half of another: the model (`model.0.weight`, ...), the momentum
+//!   buffers (`velocity.0.weight`, ...), and in its metadata the epochs done and steps taken.
+//! - `metrics.csv`: one row per epoch.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use backprop_model::checkpoint::{self, Tensors};
+use backprop_model::Sequential;
+
+use crate::error::TrainError;
+use crate::fit::{EpochReport, TrainState};
+use crate::optimizer::Sgd;
+
+pub const MODEL_FILE: &str = "model.safetensors";
+pub const STATE_FILE: &str = "training_state.safetensors";
+pub const METRICS_FILE: &str = "metrics.csv";
+
+/// Writes `bytes` to `path` atomically: temporary file, fsync, rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut file = std::fs::File::create(&temp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&temp, path)
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&temp);
+        return Err(TrainError::io(path, e));
+    }
+    Ok(())
+}
+
+/// Saves the model and the training state into `dir`.
+pub fn save(dir: &Path, model: &Sequential<f32>, sgd: &Sgd, state: &TrainState) -> Result<(), TrainError> {
+    let mut everything = Tensors::new();
+    for (name, t) in checkpoint::state_dict(model) {
+        everything.insert(format!("model.{name}"), t);
+    }
+    for (name, v) in sgd.state() {
+        everything.insert(format!("velocity.{name}"), v.clone());
+    }
+    let metadata = HashMap::from([
+        ("epochs_done".to_string(), state.epochs_done.to_string()),
+        ("step".to_string(), state.step.to_string()),
+        ("format".to_string(), "backprop-training-state-v1".to_string()),
+    ]);
+    let state_bytes = checkpoint::tensors_to_bytes(&everything, Some(metadata))?;
+    write_atomic(&dir.join(STATE_FILE), &state_bytes)?;
+    write_atomic(&dir.join(MODEL_FILE), &checkpoint::to_safetensors(model)?)
+}
+
+/// Reads what [`save`] wrote: the model (rebuilt as an MLP), momentum buffers, and state.
+pub fn load(dir: &Path) -> Result<(Sequential<f32>, BTreeMap<String, ndarray::ArrayD<f32>>, TrainState), TrainError> {
+    let path = dir.join(STATE_FILE);
+    let bytes = std::fs::read(&path).map_err(|e| TrainError::io(&path, e))?;
+    let bad = |problem: String| TrainError::Checkpoint { path: path.clone(), problem };
+    let (tensors, metadata) = checkpoint::tensors_from_bytes(&bytes).map_err(|e| bad(e.to_string()))?;
+    let number = |key: &str| -> Result<u64, TrainError> {
+        metadata
+            .get(key)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| bad(format!("metadata `{key}` is missing or not a number")))
+    };
+    let state = TrainState {
+        epochs_done: number("epochs_done")? as usize,
+        step: number("step")?,
+    };
+    let (mut model_tensors, mut velocity) = (Tensors::new(), BTreeMap::new());
+    for (key, t) in tensors {
+        if let Some(name) = key.strip_prefix("model.") {
+            model_tensors.insert(name.to_string(), t);
+        } else if let Some(name) = key.strip_prefix("velocity.") {
+            velocity.insert(name.to_string(), t);
+        } else {
+            return Err(bad(format!("unexpected tensor `{key}`")));
+        }
+    }
+    let model = checkpoint::mlp_from_tensors(&model_tensors).map_err(|e| bad(e.to_string()))?;
+    Ok((model, velocity, state))
+}
+
+/// `metrics.csv` for the epochs so far.
+pub fn metrics_csv(reports: &[EpochReport]) -> String {
+    let mut csv = String::from("epoch,train_loss,valid_loss,valid_accuracy,seconds,samples\n");
+    for r in reports {
+        let (vl, va) = r
+            .valid
+            .as_ref()
+            .map_or((String::new(), String::new()), |v| (format!("{:.6}", v.loss), format!("{:.6}", v.accuracy)));
+        csv += &format!("{},{:.6},{vl},{va},{:.4},{}\n", r.epoch, r.train_loss, r.seconds, r.samples);
+    }
+    csv
+}
+
+/// Reads back the epochs of a `metrics.csv` (for resuming), as far as they can be parsed.
+pub fn read_metrics_csv(path: &Path) -> Vec<EpochReport> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split(',').collect();
+            let valid = match (f.get(2)?.parse().ok(), f.get(3)?.parse().ok()) {
+                (Some(loss), Some(accuracy)) => Some(crate::metrics::Evaluation {
+                    loss,
+                    accuracy,
+                    samples: 0,
+                    confusion: Vec::new(),
+                }),
+                _ => None,
+            };
+            Some(EpochReport {
+                epoch: f.first()?.parse().ok()?,
+                train_loss: f.get(1)?.parse().ok()?,
+                valid,
+                seconds: f.get(4)?.parse().ok()?,
+                samples: f.get(5)?.parse().ok()?,
+            })
+        })
+        .collect()
+}
+
+/// The path of a file in a run folder.
+pub fn run_file(dir: &Path, name: &str) -> PathBuf {
+    dir.join(name)
+}

@@ -1,0 +1,152 @@
+//! The minibatch training loop.
+//!
+//! ```text
+//! for epoch in done..epochs:
+//!     for (x, y) in batches(train, shuffled by (seed, epoch)):
+//!         η = schedule(step / total_steps)
+//!         zero_grad;  ŷ = model(x);  L = loss(ŷ, y)       (stop if L is not finite)
+//!         backward(∂L/∂ŷ)  (the first layer's input gradient skipped)
+//!         sgd.step(η);  step += 1
+//!     evaluate on valid;  callbacks.on_epoch (checkpoint, log)
+//! ```
+//!
+//! Everything that decides the result (weights, momentum, shuffle order, schedule position) is
+//! a function of the seed and the number of steps done, so a run resumed from the state saved
+//! after epoch k ends with the same bits as one that never stopped.
+
+use std::time::Instant;
+
+use backprop_data::{DataLoader, Normalization, Order, Subset};
+use backprop_layers::Module;
+use backprop_model::Sequential;
+
+use crate::error::TrainError;
+use crate::metrics::{evaluate, Evaluation, Mean};
+use crate::optimizer::Sgd;
+use crate::schedule::Schedule;
+use crate::task::{Objective, Task};
+
+/// The settings of a run that determine its result.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FitConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f32,
+    pub schedule: Schedule,
+    pub momentum: f32,
+    pub weight_decay: f32,
+    pub seed: u64,
+    pub task: Task,
+}
+
+/// How far a run has got.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TrainState {
+    /// Completed epochs.
+    pub epochs_done: usize,
+    /// Optimizer steps taken.
+    pub step: u64,
+}
+
+/// What the per-batch hook sees.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchInfo {
+    /// 1-based epoch and batch.
+    pub epoch: usize,
+    pub batch: usize,
+    pub batches: usize,
+    pub loss: f32,
+    pub lr: f32,
+    pub samples: usize,
+}
+
+/// One line of the training log.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EpochReport {
+    /// 1-based.
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub valid: Option<Evaluation>,
+    /// Training time of the epoch (evaluation excluded).
+    pub seconds: f64,
+    pub samples: usize,
+}
+
+/// Hooks into the loop, so users can watch or save without forking it.
+pub trait Callbacks {
+    /// After every optimizer step.
+    fn on_batch(&mut self, _info: &BatchInfo) {}
+    /// After every epoch, with everything needed to checkpoint.
+    fn on_epoch(&mut self, _report: &EpochReport, _model: &Sequential<f32>, _sgd: &Sgd, _state: &TrainState) -> Result<(), TrainError> {
+        Ok(())
+    }
+}
+
+/// No hooks.
+impl Callbacks for () {}
+
+/// Trains `model` from `state` up to `config.epochs` epochs. Returns the reports of the epochs
+/// run now.
+#[allow(clippy::too_many_arguments)]
+pub fn fit(
+    model: &mut Sequential<f32>,
+    sgd: &mut Sgd,
+    state: &mut TrainState,
+    train: &Subset,
+    valid: Option<&Subset>,
+    normalization: &Normalization,
+    config: &FitConfig,
+    callbacks: &mut dyn Callbacks,
+) -> Result<Vec<EpochReport>, TrainError> {
+    let mut loader = DataLoader::new(train, normalization, config.batch_size, Order::Shuffled { seed: config.seed })?;
+    let batches = loader.num_batches();
+    let total_steps = (config.epochs * batches) as u64;
+    let mut objective = Objective::new(config.task);
+    let mut reports = Vec::new();
+    for epoch in state.epochs_done..config.epochs {
+        let started = Instant::now();
+        let mut train_loss = Mean::default();
+        let mut batches_of_epoch = loader.epoch(epoch as u64);
+        while let Some(batch) = batches_of_epoch.next_batch() {
+            let lr = config.schedule.lr_at(config.lr, state.step, total_steps);
+            model.zero_grad();
+            let output = model.forward(batch.x)?;
+            let loss = objective.loss(output.view(), batch.y)?;
+            if !loss.is_finite() {
+                return Err(TrainError::NonFinite {
+                    epoch: epoch + 1,
+                    batch: batch.index + 1,
+                    value: loss,
+                    lr,
+                });
+            }
+            model.backward_params(objective.grad()?.view())?;
+            sgd.step(model, lr);
+            state.step += 1;
+            train_loss.add(loss as f64, batch.y.len());
+            callbacks.on_batch(&BatchInfo {
+                epoch: epoch + 1,
+                batch: batch.index + 1,
+                batches,
+                loss,
+                lr,
+                samples: batch.y.len(),
+            });
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        state.epochs_done = epoch + 1;
+        let valid = valid
+            .map(|v| evaluate(model, v, normalization, config.task, 1000))
+            .transpose()?;
+        let report = EpochReport {
+            epoch: epoch + 1,
+            train_loss: train_loss.value(),
+            valid,
+            seconds,
+            samples: train_loss.count(),
+        };
+        callbacks.on_epoch(&report, model, sgd, state)?;
+        reports.push(report);
+    }
+    Ok(reports)
+}

@@ -1,0 +1,412 @@
+//! `cargo xtask bench matmul | train | data`: medians, thread counts, anchors side by side.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use backprop_data::{dataset, DataLoader, DatasetSpec, Order, SplitScheme, Splits};
+use backprop_init::{rng, Init};
+use backprop_matmul::ladder;
+use backprop_model::mlp;
+use backprop_train::{fit, FitConfig, Schedule, Sgd, Task, TrainState};
+use clap::{Args, ValueEnum};
+use ndarray::{Array2, ArrayView2};
+use serde_json::json;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum What {
+    Matmul,
+    Train,
+    Data,
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    #[arg(value_enum)]
+    what: What,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Fewer shapes and repetitions (a smoke test, not a measurement).
+    #[arg(long)]
+    quick: bool,
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// The Python interpreter for the numpy / PyTorch anchors.
+    #[arg(long, env = "BACKPROP_PYTHON", default_value = "python3")]
+    python: String,
+}
+
+pub fn run(args: BenchArgs) -> Result<()> {
+    match args.what {
+        What::Matmul => matmul(&args),
+        What::Train => train(&args),
+        What::Data => data(&args),
+    }
+}
+
+/// Median seconds per call of `f`: calibrated so that one sample lasts ≥ `min_sample` seconds,
+/// then `samples` samples.
+fn median_seconds(mut f: impl FnMut(), samples: usize, min_sample: f64) -> f64 {
+    f();
+    let mut iterations = 1usize;
+    loop {
+        let t = Instant::now();
+        for _ in 0..iterations {
+            f();
+        }
+        if t.elapsed().as_secs_f64() >= min_sample || iterations >= 1 << 20 {
+            break;
+        }
+        iterations *= 2;
+    }
+    let mut times: Vec<f64> = (0..samples)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..iterations {
+                f();
+            }
+            t.elapsed().as_secs_f64() / iterations as f64
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+fn pool(threads: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool")
+}
+
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).unwrap_or("unknown CPU").trim().to_string();
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    format!("{model}, {cores} cores, kernel {}", backprop_matmul::detect().name())
+}
+
+/// Peak single-precision GFLOP/s of FMA on `threads` threads (independent accumulators).
+fn fma_peak(threads: usize) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx512f") {
+            #[target_feature(enable = "avx512f")]
+            unsafe fn burn(iterations: usize) -> f32 {
+                use std::arch::x86_64::*;
+                let mut acc = [_mm512_set1_ps(1.0); 12];
+                let (a, b) = (_mm512_set1_ps(0.999_999), _mm512_set1_ps(1e-7));
+                for _ in 0..iterations {
+                    for x in acc.iter_mut() {
+                        *x = _mm512_fmadd_ps(*x, a, b);
+                    }
+                }
+                let mut s = _mm512_setzero_ps();
+                for x in acc {
+                    s = _mm512_add_ps(s, x);
+                }
+                _mm512_reduce_add_ps(s)
+            }
+            let iterations = 20_000_000usize;
+            let t = Instant::now();
+            let sink: f32 = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..threads).map(|_| s.spawn(move || unsafe { burn(iterations) })).collect();
+                handles.into_iter().map(|h| h.join().unwrap()).sum()
+            });
+            std::hint::black_box(sink);
+            return (threads * iterations * 12 * 16 * 2) as f64 / t.elapsed().as_secs_f64() / 1e9;
+        }
+    }
+    let _ = threads;
+    f64::NAN
+}
+
+fn random(rows: usize, cols: usize, seed: u64) -> Array2<f32> {
+    Init::StandardNormal.weight(rows, cols, &mut rng(seed))
+}
+
+/// `C = A·B` with matrixmultiply's sgemm (its own kernels, AVX-512 feature on), one thread.
+fn matrixmultiply_sgemm(a: ArrayView2<f32>, b: ArrayView2<f32>, c: &mut Array2<f32>) {
+    let (m, k, n) = (a.nrows(), a.ncols(), b.ncols());
+    let (rsa, csa) = (a.strides()[0], a.strides()[1]);
+    let (rsb, csb) = (b.strides()[0], b.strides()[1]);
+    let (rsc, csc) = (c.strides()[0], c.strides()[1]);
+    // SAFETY: the pointers and strides describe the three arrays.
+    unsafe { matrixmultiply::sgemm(m, k, n, 1.0, a.as_ptr(), rsa, csa, b.as_ptr(), rsb, csb, 0.0, c.as_mut_ptr(), rsc, csc) }
+}
+
+struct Shape {
+    m: usize,
+    k: usize,
+    n: usize,
+    /// A is the transposed view of a k × m array (as Xᵀ in ∂W = gᵀ·x).
+    a_transposed: bool,
+}
+
+fn matmul(args: &BenchArgs) -> Result<()> {
+    let shapes: Vec<Shape> = if args.quick {
+        vec![Shape { m: 64, k: 784, n: 50, a_transposed: false }, Shape { m: 128, k: 128, n: 128, a_transposed: false }]
+    } else {
+        [(256, 256, 256, false), (1024, 1024, 1024, false), (64, 784, 50, false), (256, 784, 50, false), (1024, 784, 50, false), (784, 256, 50, true), (10000, 784, 50, false)]
+            .into_iter()
+            .map(|(m, k, n, a_transposed)| Shape { m, k, n, a_transposed })
+            .collect()
+    };
+    let (samples, min_sample) = if args.quick { (3, 0.005) } else { (9, 0.05) };
+    let peak = [fma_peak(1), fma_peak(2)];
+    if !args.json {
+        println!("machine: {}", machine());
+        println!("FMA peak: {:.0} GFLOP/s on 1 thread, {:.0} on 2", peak[0], peak[1]);
+        println!("{:<22} {:>18} {:>8} {:>10} {:>8}", "impl", "m,k,n", "threads", "GFLOP/s", "% peak");
+    }
+    let mut rows = Vec::new();
+    for shape in &shapes {
+        let (m, k, n) = (shape.m, shape.k, shape.n);
+        let a_store = if shape.a_transposed { random(k, m, 1) } else { random(m, k, 1) };
+        let a = if shape.a_transposed { a_store.t() } else { a_store.view() };
+        let b = random(k, n, 2);
+        let flops = 2.0 * (m * n * k) as f64;
+        let size = m * n * k;
+        let mut record = |name: &str, threads: usize, seconds: f64| {
+            let gflops = flops / seconds / 1e9;
+            rows.push(json!({"impl": name, "m": m, "k": k, "n": n, "threads": threads, "gflops": gflops}));
+            if !args.json {
+                let label = format!("{m},{k},{n}{}", if shape.a_transposed { " (Aᵀ)" } else { "" });
+                println!("{name:<22} {label:>18} {threads:>8} {gflops:>10.1} {:>7.0}%", 100.0 * gflops / peak[threads - 1]);
+            }
+        };
+        for threads in [1, 2] {
+            let p = pool(threads);
+            let mut c = Array2::<f32>::zeros((m, n));
+            let t = p.install(|| median_seconds(|| backprop_matmul::gemm(1.0, a, b.view(), 0.0, c.view_mut()), samples, min_sample));
+            record("backprop", threads, t);
+            if threads == 1 {
+                let t = median_seconds(|| std::mem::drop(ladder::packed(a, b.view())), samples, min_sample);
+                record("packed", 1, t);
+                let t = median_seconds(|| matrixmultiply_sgemm(a, b.view(), &mut c), samples, min_sample);
+                record("matrixmultiply", 1, t);
+            }
+            if size <= 1 << 31 {
+                let t = p.install(|| median_seconds(|| std::mem::drop(ladder::blocked_parallel(a, b.view())), 3, min_sample));
+                record("blocked_parallel", threads, t);
+            }
+            if threads == 1 && size <= 1 << 31 {
+                let t = median_seconds(|| std::mem::drop(ladder::blocked(a, b.view())), 3, min_sample);
+                record("blocked", 1, t);
+            }
+            if threads == 1 && size <= 1 << 25 {
+                let t = median_seconds(|| std::mem::drop(ladder::naive_ikj(a, b.view())), 3, min_sample);
+                record("naive_ikj", 1, t);
+                let t = median_seconds(|| std::mem::drop(ladder::naive_ijk(a, b.view())), 3, min_sample);
+                record("naive_ijk", 1, t);
+            }
+        }
+    }
+    // numpy, when it is installed: the same shapes in a child process.
+    let shape_list: Vec<_> = shapes.iter().map(|s| json!([s.m, s.k, s.n, s.a_transposed])).collect();
+    let script = format!(
+        r#"
+import json, os, time, numpy as np
+for threads in (1, 2):
+    try:
+        from threadpoolctl import threadpool_limits
+        ctx = threadpool_limits(threads)
+    except ImportError:
+        ctx = None
+        if threads == 2: break
+    for m, k, n, at in {shapes}:
+        a = (np.random.rand(k, m).astype(np.float32).T if at else np.random.rand(m, k).astype(np.float32))
+        b = np.random.rand(k, n).astype(np.float32)
+        a @ b
+        it = 1
+        while True:
+            t = time.perf_counter()
+            for _ in range(it): a @ b
+            if time.perf_counter() - t > {min_sample}: break
+            it *= 2
+        ts = []
+        for _ in range({samples}):
+            t = time.perf_counter()
+            for _ in range(it): a @ b
+            ts.append((time.perf_counter() - t) / it)
+        ts.sort()
+        print(json.dumps({{"impl": "numpy", "m": m, "k": k, "n": n, "threads": threads, "gflops": 2*m*n*k/ts[len(ts)//2]/1e9}}))
+"#,
+        shapes = serde_json::to_string(&shape_list)?.replace("true", "True").replace("false", "False"),
+    );
+    let numpy = run_python(&args.python, &script, &[("OMP_NUM_THREADS", "1"), ("OPENBLAS_NUM_THREADS", "2")]);
+    match numpy {
+        Ok(lines) => {
+            for row in lines {
+                if !args.json {
+                    println!(
+                        "{:<22} {:>18} {:>8} {:>10.1} {:>7.0}%",
+                        "numpy",
+                        format!("{},{},{}", row["m"], row["k"], row["n"]),
+                        row["threads"],
+                        row["gflops"].as_f64().unwrap_or(f64::NAN),
+                        100.0 * row["gflops"].as_f64().unwrap_or(f64::NAN) / peak[row["threads"].as_u64().unwrap_or(1) as usize - 1]
+                    );
+                }
+                rows.push(row);
+            }
+        }
+        Err(e) => eprintln!("numpy anchor skipped: {e}"),
+    }
+    if args.json {
+        for row in rows {
+            println!("{row}");
+        }
+    }
+    Ok(())
+}
+
+/// Runs a Python script and parses each stdout line as JSON.
+fn run_python(python: &str, script: &str, env: &[(&str, &str)]) -> Result<Vec<serde_json::Value>> {
+    let mut cmd = Command::new(python);
+    cmd.arg("-c").arg(script).env_remove("OPENBLAS_CORETYPE");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().with_context(|| format!("running {python}"))?;
+    anyhow::ensure!(out.status.success(), "{python} failed: {}", String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or(""));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).context("parsing the anchor's output"))
+        .collect()
+}
+
+fn train(args: &BenchArgs) -> Result<()> {
+    let dir = crate::data_dir(args.data_dir.as_deref());
+    let raw = dataset::load(&DatasetSpec::mnist(), &dir)?;
+    let splits = Splits::new(&raw, SplitScheme::Standard { valid: 0 })?;
+    let models: Vec<Vec<usize>> = if args.quick { vec![vec![784, 50, 10]] } else { vec![vec![784, 50, 10], vec![784, 256, 10], vec![784, 256, 256, 10]] };
+    let batches: Vec<usize> = if args.quick { vec![256] } else { vec![64, 256, 1024] };
+    let timed_epochs = if args.quick { 1 } else { 3 };
+    if !args.json {
+        println!("machine: {}", machine());
+        println!("one epoch of {} MNIST samples, plain SGD (lr 0.05), median of {timed_epochs} epochs after one warm-up", splits.train.len());
+    }
+    let mut rows = Vec::new();
+    for arch in &models {
+        for &batch in &batches {
+            for threads in [2, 1] {
+                let p = pool(threads);
+                let mut model = mlp(arch, Init::KAIMING_RELU, &mut rng(0));
+                let mut sgd = Sgd::new(0.0, 0.0);
+                let mut state = TrainState::default();
+                let mut epochs = Vec::new();
+                for e in 0..=timed_epochs {
+                    let config = FitConfig { epochs: e + 1, batch_size: batch, lr: 0.05, schedule: Schedule::Constant, momentum: 0.0, weight_decay: 0.0, seed: 0, task: Task::Classification };
+                    let reports = p.install(|| fit(&mut model, &mut sgd, &mut state, &splits.train, None, &splits.normalization, &config, &mut ()))?;
+                    epochs.push(reports[0].seconds);
+                }
+                let mut timed = epochs[1..].to_vec();
+                timed.sort_by(f64::total_cmp);
+                let seconds = timed[timed.len() / 2];
+                let name = arch.iter().map(|s| s.to_string()).collect::<Vec<_>>().join("-");
+                rows.push(json!({"impl": "backprop", "model": name, "batch": batch, "threads": threads, "seconds": seconds}));
+            }
+        }
+    }
+    let script = format!(
+        r#"
+import gzip, json, time, numpy as np, torch
+def idx(path, off):
+    with gzip.open(path, 'rb') as f: return np.frombuffer(f.read(), np.uint8, offset=off)
+x = idx('{dir}/mnist/train-images-idx3-ubyte.gz', 16).reshape(-1, 784).astype(np.float32) / 255
+y = torch.from_numpy(idx('{dir}/mnist/train-labels-idx1-ubyte.gz', 8).astype(np.int64))
+x = torch.from_numpy((x - x.mean()) / x.std())
+for arch in {models}:
+    for batch in {batches}:
+        for threads in (2, 1):
+            torch.set_num_threads(threads)
+            torch.manual_seed(0)
+            layers = []
+            for i in range(len(arch) - 1):
+                if i: layers.append(torch.nn.ReLU())
+                layers.append(torch.nn.Linear(arch[i], arch[i + 1]))
+            model = torch.nn.Sequential(*layers)
+            opt = torch.optim.SGD(model.parameters(), lr=0.05)
+            times = []
+            for e in range({epochs} + 1):
+                t = time.perf_counter()
+                perm = torch.randperm(len(x))
+                for s in range(0, len(x), batch):
+                    i = perm[s:s + batch]
+                    loss = torch.nn.functional.cross_entropy(model(x[i]), y[i])
+                    opt.zero_grad(); loss.backward(); opt.step()
+                times.append(time.perf_counter() - t)
+            times = sorted(times[1:])
+            print(json.dumps({{"impl": "pytorch", "model": "-".join(map(str, arch)), "batch": batch, "threads": threads, "seconds": times[len(times)//2]}}))
+"#,
+        dir = dir.display(),
+        models = serde_json::to_string(&models)?,
+        batches = serde_json::to_string(&batches)?,
+        epochs = timed_epochs
+    );
+    match run_python(&args.python, &script, &[]) {
+        Ok(lines) => rows.extend(lines),
+        Err(e) => eprintln!("PyTorch anchor skipped (`{} -c 'import torch'` must work; set BACKPROP_PYTHON): {e}", args.python),
+    }
+    if args.json {
+        for row in &rows {
+            println!("{row}");
+        }
+        return Ok(());
+    }
+    println!("{:<16} {:>6} {:>8} {:>14} {:>14} {:>9}", "model", "batch", "threads", "backprop (s)", "pytorch (s)", "speed-up");
+    for row in rows.iter().filter(|r| r["impl"] == "backprop") {
+        let torch = rows
+            .iter()
+            .find(|r| r["impl"] == "pytorch" && r["model"] == row["model"] && r["batch"] == row["batch"] && r["threads"] == row["threads"])
+            .and_then(|r| r["seconds"].as_f64());
+        let ours = row["seconds"].as_f64().unwrap_or(f64::NAN);
+        println!(
+            "{:<16} {:>6} {:>8} {:>14.3} {:>14} {:>9}",
+            row["model"].as_str().unwrap_or(""),
+            row["batch"],
+            row["threads"],
+            ours,
+            torch.map_or("-".into(), |t| format!("{t:.3}")),
+            torch.map_or("-".into(), |t| format!("{:.1}x", t / ours))
+        );
+    }
+    Ok(())
+}
+
+fn data(args: &BenchArgs) -> Result<()> {
+    let dir = crate::data_dir(args.data_dir.as_deref());
+    let spec = DatasetSpec::mnist();
+    let samples = if args.quick { 1 } else { 5 };
+    let load = median_seconds(|| std::mem::drop(dataset::load(&spec, &dir).expect("MNIST loads")), samples, 0.0);
+    let raw = dataset::load(&spec, &dir)?;
+    let splits = Splits::new(&raw, SplitScheme::Standard { valid: 0 })?;
+    let mut epoch_seconds = Vec::new();
+    for batch in [64, 1024] {
+        let mut loader = DataLoader::new(&splits.train, &splits.normalization, batch, Order::Shuffled { seed: 0 })?;
+        let mut e = 0u64;
+        let t = median_seconds(
+            || {
+                let mut epoch = loader.epoch(e);
+                e += 1;
+                while let Some(b) = epoch.next_batch() {
+                    std::hint::black_box(b.x[[0, 0]]);
+                }
+            },
+            samples,
+            0.0,
+        );
+        epoch_seconds.push((batch, t));
+    }
+    if args.json {
+        println!("{}", json!({"load_seconds": load, "epoch_seconds": epoch_seconds.iter().map(|(b, t)| json!({"batch": b, "seconds": t})).collect::<Vec<_>>()}));
+    } else {
+        println!("machine: {}", machine());
+        println!("load and decode the four MNIST files: {:.3} s (median of {samples})", load);
+        for (batch, t) in epoch_seconds {
+            println!("one shuffled epoch of 60,000 samples, batch {batch}: {:.4} s", t);
+        }
+    }
+    Ok(())
+}

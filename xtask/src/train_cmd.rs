@@ -1,0 +1,397 @@
+//! `cargo xtask train`: the main job.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, ensure, Context, Result};
+use backprop_data::Normalization;
+use backprop_init::{rng, Init};
+use backprop_model::{mlp, Sequential};
+use backprop_train::checkpoint::{self, write_atomic, METRICS_FILE, MODEL_FILE};
+use backprop_train::{fit, evaluate, BatchInfo, Callbacks, EpochReport, FitConfig, Schedule, Sgd, Task, TrainError, TrainState};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::plot::{line_chart, write_png_atomic, Series};
+
+/// Defaults: chosen so that the default run reaches ≥ 97.5% test accuracy in about a second.
+const DEFAULT_EPOCHS: usize = 8;
+const DEFAULT_BATCH: usize = 64;
+const DEFAULT_LR: f32 = 0.1;
+const DEFAULT_MOMENTUM: f32 = 0.9;
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// mnist or fashion-mnist.
+    #[arg(long)]
+    dataset: Option<String>,
+    /// Where datasets live (else $BACKPROP_DATA, else <workspace>/data).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Layer sizes, e.g. 784-256-256-10 (default 784-50-10; 784-50-1 with --loss mse).
+    #[arg(long)]
+    arch: Option<String>,
+    /// ce (cross-entropy on 10 logits) or mse (the lesson's regression on the digit value).
+    #[arg(long)]
+    loss: Option<String>,
+    /// kaiming (default), kaiming-uniform, simple-kaiming, xavier, xavier-uniform, pytorch, normal.
+    #[arg(long)]
+    init: Option<String>,
+    /// Total epochs of the run (with --resume: continue up to this many).
+    #[arg(long)]
+    epochs: Option<usize>,
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Peak learning rate.
+    #[arg(long)]
+    lr: Option<f32>,
+    #[arg(long)]
+    momentum: Option<f32>,
+    #[arg(long)]
+    weight_decay: Option<f32>,
+    /// constant, linear, cosine or one-cycle.
+    #[arg(long)]
+    schedule: Option<String>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Threads for the matrix products (default: all cores). Results do not depend on it.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// standard (60,000 train / 10,000 test) or fastai (50,000 / 10,000 valid, pixels/256).
+    #[arg(long)]
+    split: Option<String>,
+    /// With the standard split: the last N training images become a validation split.
+    #[arg(long)]
+    valid: Option<usize>,
+    /// The run folder (default runs/<dataset>-<time>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue the run in this folder from its last checkpoint.
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    /// Print a JSON summary as the last line of stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Everything a run needs to be repeated or resumed; saved as `config.json`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RunConfig {
+    pub dataset: String,
+    pub split: String,
+    pub valid: usize,
+    pub arch: Vec<usize>,
+    pub init: String,
+    pub fit: FitConfig,
+    /// How inputs were normalized: `x = (pixel / scale − mean) / std`.
+    pub normalization: NormalizationConfig,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
+pub struct NormalizationConfig {
+    pub scale: f64,
+    pub mean: f64,
+    pub std: f64,
+}
+
+impl From<Normalization> for NormalizationConfig {
+    fn from(n: Normalization) -> Self {
+        NormalizationConfig {
+            scale: n.scale,
+            mean: n.mean,
+            std: n.std,
+        }
+    }
+}
+
+pub fn parse_arch(text: &str) -> Result<Vec<usize>> {
+    let sizes: Vec<usize> = text
+        .split('-')
+        .map(|s| s.trim().parse::<usize>().ok().filter(|&n| n > 0))
+        .collect::<Option<_>>()
+        .with_context(|| format!("--arch `{text}`: expected positive layer sizes joined by `-`, e.g. 784-50-10"))?;
+    ensure!(sizes.len() >= 2, "--arch `{text}`: needs at least an input and an output size");
+    Ok(sizes)
+}
+
+fn parse_task(loss: &str) -> Result<Task> {
+    match loss {
+        "ce" | "cross-entropy" => Ok(Task::Classification),
+        "mse" => Ok(Task::Regression),
+        other => bail!("--loss `{other}`: expected `ce` or `mse`"),
+    }
+}
+
+/// The run's configuration from flags (a new run) or from the run folder (a resumed one).
+fn configure(args: &TrainArgs) -> Result<(RunConfig, PathBuf, bool)> {
+    if let Some(dir) = &args.resume {
+        let given: Vec<&str> = [
+            ("--dataset", args.dataset.is_some()),
+            ("--arch", args.arch.is_some()),
+            ("--loss", args.loss.is_some()),
+            ("--init", args.init.is_some()),
+            ("--batch-size", args.batch_size.is_some()),
+            ("--lr", args.lr.is_some()),
+            ("--momentum", args.momentum.is_some()),
+            ("--weight-decay", args.weight_decay.is_some()),
+            ("--schedule", args.schedule.is_some()),
+            ("--seed", args.seed.is_some()),
+            ("--split", args.split.is_some()),
+            ("--valid", args.valid.is_some()),
+            ("--out", args.out.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(flag, set)| set.then_some(flag))
+        .collect();
+        ensure!(
+            given.is_empty(),
+            "{} cannot be changed when resuming: a resumed run continues with the settings in {}",
+            given.join(", "),
+            dir.join("config.json").display()
+        );
+        let path = dir.join("config.json");
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let mut config: RunConfig = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        if let Some(epochs) = args.epochs {
+            config.fit.epochs = epochs;
+        }
+        return Ok((config, dir.clone(), true));
+    }
+    let task = parse_task(args.loss.as_deref().unwrap_or("ce"))?;
+    let default_arch = match task {
+        Task::Classification => "784-50-10",
+        Task::Regression => "784-50-1",
+    };
+    let arch = parse_arch(args.arch.as_deref().unwrap_or(default_arch))?;
+    let outputs = task.outputs(10);
+    ensure!(
+        arch.last() == Some(&outputs),
+        "--arch {}: --loss {} needs {outputs} output(s), not {}",
+        args.arch.as_deref().unwrap_or(default_arch),
+        task.loss_name(),
+        arch.last().unwrap()
+    );
+    let init = args.init.clone().unwrap_or_else(|| "kaiming".into());
+    Init::parse(&init)?;
+    let schedule_name = args.schedule.as_deref().unwrap_or("constant");
+    let schedule = Schedule::parse(schedule_name).with_context(|| format!("--schedule `{schedule_name}`: expected constant, linear, cosine or one-cycle"))?;
+    let fit = FitConfig {
+        epochs: args.epochs.unwrap_or(DEFAULT_EPOCHS),
+        batch_size: args.batch_size.unwrap_or(DEFAULT_BATCH),
+        lr: args.lr.unwrap_or(DEFAULT_LR),
+        schedule,
+        momentum: args.momentum.unwrap_or(DEFAULT_MOMENTUM),
+        weight_decay: args.weight_decay.unwrap_or(0.0),
+        seed: args.seed.unwrap_or(0),
+        task,
+    };
+    ensure!(fit.batch_size > 0, "--batch-size must be at least 1");
+    ensure!(fit.lr.is_finite() && fit.lr > 0.0, "--lr must be a positive number");
+    ensure!((0.0..1.0).contains(&fit.momentum), "--momentum must be in [0, 1)");
+    ensure!(fit.weight_decay >= 0.0, "--weight-decay must not be negative");
+    let dataset = args.dataset.clone().unwrap_or_else(|| "mnist".into());
+    let out = args.out.clone().unwrap_or_else(|| crate::workspace_root().join("runs").join(format!("{dataset}-{}", timestamp())));
+    if out.join(MODEL_FILE).exists() {
+        bail!(
+            "{} already holds a run: continue it with --resume {}, or choose another --out",
+            out.display(),
+            out.display()
+        );
+    }
+    let config = RunConfig {
+        dataset,
+        split: args.split.clone().unwrap_or_else(|| "standard".into()),
+        valid: args.valid.unwrap_or(0),
+        arch,
+        init,
+        fit,
+        normalization: NormalizationConfig { scale: 0.0, mean: 0.0, std: 0.0 },
+    };
+    Ok((config, out, false))
+}
+
+/// `YYYYmmdd-HHMMSS` in UTC.
+fn timestamp() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + (month <= 2) as i64;
+    format!("{year:04}{month:02}{day:02}-{:02}{:02}{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// Draws progress, prints epoch lines, and checkpoints after every epoch.
+struct Reporter {
+    dir: PathBuf,
+    bar: Option<ProgressBar>,
+    reports: Vec<EpochReport>,
+    epochs: usize,
+    valid_name: &'static str,
+}
+
+impl Callbacks for Reporter {
+    fn on_batch(&mut self, info: &BatchInfo) {
+        let bar = self.bar.get_or_insert_with(|| {
+            let bar = ProgressBar::new(info.batches as u64);
+            bar.set_style(
+                ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} batches  {msg}  {per_sec}")
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            );
+            bar.set_prefix(format!("{}/{}", info.epoch, self.epochs));
+            bar
+        });
+        bar.set_position(info.batch as u64);
+        if info.batch % 16 == 0 || info.batch == info.batches {
+            bar.set_message(format!("loss {:.4}", info.loss));
+        }
+    }
+
+    fn on_epoch(&mut self, report: &EpochReport, model: &Sequential<f32>, sgd: &Sgd, state: &TrainState) -> Result<(), TrainError> {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        checkpoint::save(&self.dir, model, sgd, state)?;
+        self.reports.push(report.clone());
+        write_atomic(&self.dir.join(METRICS_FILE), checkpoint::metrics_csv(&self.reports).as_bytes())?;
+        let valid = report.valid.as_ref().map_or(String::new(), |v| {
+            format!("  {} loss {:.4}  {} accuracy {:.4}", self.valid_name, v.loss, self.valid_name, v.accuracy)
+        });
+        println!(
+            "epoch {:>3}/{}  train loss {:.4}{valid}  {:.2}s  {:.0} samples/s",
+            report.epoch,
+            self.epochs,
+            report.train_loss,
+            report.seconds,
+            report.samples as f64 / report.seconds.max(1e-9)
+        );
+        Ok(())
+    }
+}
+
+pub fn run(args: TrainArgs) -> Result<()> {
+    let wall = Instant::now();
+    let (mut config, dir, resuming) = configure(&args)?;
+    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    ensure!(threads >= 1, "--threads must be at least 1");
+    let scheme = crate::data_cmd::parse_split(&config.split, config.valid)?;
+    let splits = crate::data_cmd::load_splits(&config.dataset, args.data_dir.as_deref(), scheme, !args.json)?;
+    let features = splits.train.features();
+    ensure!(
+        config.arch[0] == features,
+        "--arch starts with {} inputs but {} images have {features} pixels",
+        config.arch[0],
+        config.dataset
+    );
+    config.normalization = splits.normalization.into();
+
+    let (mut model, mut sgd, mut state) = if resuming {
+        let (model, velocity, state) = checkpoint::load(&dir).with_context(|| format!("resuming from {}", dir.display()))?;
+        let mut sgd = Sgd::new(config.fit.momentum, config.fit.weight_decay);
+        sgd.load_state(velocity);
+        ensure!(
+            state.epochs_done < config.fit.epochs,
+            "{} has already run {} epochs; pass --epochs N with N > {} to continue",
+            dir.display(),
+            state.epochs_done,
+            state.epochs_done
+        );
+        (model, sgd, state)
+    } else {
+        let init = Init::parse(&config.init)?;
+        let model = mlp(&config.arch, init, &mut rng(config.fit.seed));
+        (model, Sgd::new(config.fit.momentum, config.fit.weight_decay), TrainState::default())
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    write_atomic(&dir.join("config.json"), serde_json::to_string_pretty(&config)?.as_bytes())?;
+
+    if !args.json {
+        println!(
+            "{} ({} split: {} train{}), {} threads, run folder {}",
+            config.dataset,
+            config.split,
+            splits.train.len(),
+            splits.valid.as_ref().map_or(String::new(), |v| format!(", {} valid", v.len())),
+            threads,
+            dir.display()
+        );
+        print!("{}", model.summary(features)?);
+    }
+    let (valid_subset, valid_name) = match &splits.valid {
+        Some(v) => (v, "valid"),
+        None => (&splits.test, "test"),
+    };
+    let mut reporter = Reporter {
+        dir: dir.clone(),
+        bar: None,
+        reports: if resuming { checkpoint::read_metrics_csv(&dir.join(METRICS_FILE)).into_iter().take(state.epochs_done).collect() } else { Vec::new() },
+        epochs: config.fit.epochs,
+        valid_name,
+    };
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
+    let train_started = Instant::now();
+    // The whole loop runs inside the pool: matrix products reach the other workers cheaply.
+    let result = pool.install(|| {
+        fit(&mut model, &mut sgd, &mut state, &splits.train, Some(valid_subset), &splits.normalization, &config.fit, &mut reporter)
+    });
+    if let Some(bar) = reporter.bar.take() {
+        bar.abandon();
+    }
+    let this_run = result.with_context(|| format!("training {} (checkpoints in {})", config.dataset, dir.display()))?;
+    let train_seconds = train_started.elapsed().as_secs_f64();
+    let test = pool.install(|| evaluate(&mut model, &splits.test, &splits.normalization, config.fit.task, 1000))?;
+    draw_curves(&dir.join("curves.png"), &reporter.reports, valid_name)?;
+
+    // Speed is that of the epochs run by this invocation.
+    let epoch_seconds: Vec<f64> = this_run.iter().map(|r| r.seconds).collect();
+    let samples: usize = this_run.iter().map(|r| r.samples).sum();
+    let checkpoint_path = dir.join(MODEL_FILE);
+    println!(
+        "test accuracy {:.4}  test loss {:.4}  ({} samples)  trained {:.2}s, {:.2}s wall",
+        test.accuracy,
+        test.loss,
+        test.samples,
+        train_seconds,
+        wall.elapsed().as_secs_f64()
+    );
+    println!("model {}  metrics {}  curves {}", checkpoint_path.display(), dir.join(METRICS_FILE).display(), dir.join("curves.png").display());
+    if args.json {
+        let summary = json!({
+            "test_accuracy": test.accuracy,
+            "test_loss": test.loss,
+            "epochs": state.epochs_done,
+            "epoch_seconds": epoch_seconds,
+            "train_seconds": train_seconds,
+            "samples_per_second": samples as f64 / epoch_seconds.iter().sum::<f64>().max(1e-9),
+            "checkpoint": checkpoint_path,
+        });
+        println!("{summary}");
+    }
+    Ok(())
+}
+
+fn draw_curves(path: &Path, reports: &[EpochReport], valid_name: &str) -> Result<()> {
+    let epoch = |r: &EpochReport| r.epoch as f64;
+    let series = vec![
+        Series { name: "train loss".into(), points: reports.iter().map(|r| (epoch(r), r.train_loss)).collect() },
+        Series {
+            name: format!("{valid_name} loss"),
+            points: reports.iter().filter_map(|r| r.valid.as_ref().map(|v| (epoch(r), v.loss))).collect(),
+        },
+        Series {
+            name: format!("{valid_name} error"),
+            points: reports.iter().filter_map(|r| r.valid.as_ref().map(|v| (epoch(r), 1.0 - v.accuracy))).collect(),
+        },
+    ];
+    let chart = line_chart("loss and error by epoch (log scale)", "epoch", &series, true, 800, 480);
+    write_png_atomic(path, &chart)
+}
