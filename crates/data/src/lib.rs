@@ -11,7 +11,7 @@
 //! - [`loader`]: seeded, portable shuffling and reused batch buffers.
 //!
 //! Pixels stay `u8` in memory (47 MB for MNIST's training set instead of 188 MB as `f32`); each
-//! batch is normalized on the fly by a 256-entry lookup table.
+//! batch is normalized on the fly with one multiply-add per pixel.
 //!
 //! This crate touches the disk only to read and download datasets, and draws nothing on the
 //! terminal: downloads report progress through a callback.

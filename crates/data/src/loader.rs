@@ -59,7 +59,9 @@ pub struct Batch<'b> {
 #[derive(Debug)]
 pub struct DataLoader<'a> {
     subset: &'a Subset,
-    lookup: [f32; 256],
+    /// `x = pixel · scale + shift` (see [`Normalization::affine`]).
+    scale: f32,
+    shift: f32,
     batch_size: usize,
     order: Order,
     drop_last: bool,
@@ -76,7 +78,8 @@ impl<'a> DataLoader<'a> {
         }
         Ok(DataLoader {
             subset,
-            lookup: normalization.lookup_table(),
+            scale: normalization.affine().0,
+            shift: normalization.affine().1,
             batch_size,
             order,
             drop_last: false,
@@ -140,11 +143,14 @@ impl Epoch<'_, '_> {
             return None;
         }
         let features = loader.subset.features();
-        loader.x.clear();
+        let (scale, shift) = (loader.scale, loader.shift);
+        loader.x.resize((end - start) * features, 0.0);
         loader.y.clear();
-        for &i in &loader.indices[start..end] {
-            let image = loader.subset.image(i as usize);
-            loader.x.extend(image.iter().map(|&p| loader.lookup[p as usize]));
+        for (row, &i) in loader.x.chunks_exact_mut(features).zip(&loader.indices[start..end]) {
+            // A multiply-add per pixel: the compiler vectorizes it (a table lookup it cannot).
+            for (x, &p) in row.iter_mut().zip(loader.subset.image(i as usize)) {
+                *x = p as f32 * scale + shift;
+            }
             loader.y.push(loader.subset.labels[i as usize]);
         }
         let index = self.next;

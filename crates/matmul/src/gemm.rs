@@ -15,6 +15,7 @@
 
 use std::cell::RefCell;
 
+use crate::direct::{self, Direct};
 use crate::kernel::{Avx2Fma, Avx512, Kernel, MicroKernel, Portable};
 
 /// LOOP 4: depth of a packed panel. A B sliver (NR × KC floats, 20 KiB for AVX-512) stays in
@@ -85,6 +86,15 @@ thread_local! {
 /// `C ← α·A·B + β·C` with the given kernel; `threads` > 1 splits C into that many blocks.
 /// β = 0 overwrites C (whatever it held, NaN included).
 pub(crate) fn gemm_strided(kernel: Kernel, alpha: f32, a: MatRef, b: MatRef, beta: f32, c: MatMut, threads: usize) {
+    if kernel == Kernel::Avx512 {
+        if let Some(path) = direct::choose(&a, &b, &c) {
+            let (unit_m, unit_n) = match path {
+                Direct::Dot => (direct::DOT_MR, 4),
+                Direct::Rows => (direct::ROWS_MR, direct::ROWS_NR),
+            };
+            return split_blocks(a, b, c, threads, unit_m, unit_n, &|a, b, c| direct::run(path, alpha, a, b, beta, c));
+        }
+    }
     match kernel {
         Kernel::Avx512 => split::<Avx512>(alpha, a, b, beta, c, threads),
         Kernel::Avx2Fma => split::<Avx2Fma>(alpha, a, b, beta, c, threads),
@@ -95,24 +105,30 @@ pub(crate) fn gemm_strided(kernel: Kernel, alpha: f32, a: MatRef, b: MatRef, bet
 /// Splits C into `threads` fixed blocks along its longer side (in whole tiles) and runs the
 /// loop nest on each block in a rayon task.
 fn split<K: MicroKernel>(alpha: f32, a: MatRef, b: MatRef, beta: f32, c: MatMut, threads: usize) {
+    split_blocks(a, b, c, threads, K::MR, K::NR, &|a, b, c| loop_nest::<K>(alpha, a, b, beta, c))
+}
+
+/// Runs `block` on the whole product, or — for a large one and `threads` > 1 — on `threads`
+/// fixed blocks of C cut along its longer side in whole tiles (`unit_m` rows or `unit_n`
+/// columns), each in a rayon task.
+fn split_blocks(a: MatRef, b: MatRef, c: MatMut, threads: usize, unit_m: usize, unit_n: usize, block: &(dyn Fn(MatRef, MatRef, MatMut) + Sync)) {
     let (m, n, k) = (c.rows, c.cols, a.cols);
     if threads <= 1 || m * n * k < PARALLEL_THRESHOLD {
-        return loop_nest::<K>(alpha, a, b, beta, c);
+        return block(a, b, c);
     }
-    let along_m = m.div_ceil(K::MR) >= n.div_ceil(K::NR);
-    let (len, unit) = if along_m { (m, K::MR) } else { (n, K::NR) };
+    let along_m = m.div_ceil(unit_m) >= n.div_ceil(unit_n);
+    let (len, unit) = if along_m { (m, unit_m) } else { (n, unit_n) };
     let tiles = len.div_ceil(unit);
     let parts = threads.min(tiles);
-    let tiles_per_part = tiles.div_ceil(parts);
-    let step = tiles_per_part * unit;
+    let step = tiles.div_ceil(parts) * unit;
     rayon::scope(|s| {
         for start in (0..len).step_by(step) {
             let size = step.min(len - start);
             s.spawn(move |_| {
                 if along_m {
-                    loop_nest::<K>(alpha, a.sub(start, 0, size, k), b, beta, c.sub(start, 0, size, n));
+                    block(a.sub(start, 0, size, k), b, c.sub(start, 0, size, n));
                 } else {
-                    loop_nest::<K>(alpha, a, b.sub(0, start, k, size), beta, c.sub(0, start, m, size));
+                    block(a, b.sub(0, start, k, size), c.sub(0, start, m, size));
                 }
             });
         }

@@ -35,6 +35,7 @@
 //! The [`ladder`] module holds the steps from a triple loop to this kernel, each one public and
 //! tested, for reading and for `cargo xtask bench matmul`.
 
+mod direct;
 pub mod gemm;
 mod kernel;
 pub mod ladder;

@@ -152,6 +152,10 @@ fn the_network_shapes_are_bit_identical_across_thread_counts() {
         let (a, b) = (random(m, k, &mut rng), random(k, n, &mut rng));
         let c = Array2::zeros((m, n));
         check(1.0, a.view(), b.view(), 0.0, &c, &format!("{m}x{k}x{n}"));
+        // B as the transposed view of a weight stored [n, k] (x·Wᵀ), and accumulation (β = 1).
+        let w = random(n, k, &mut rng);
+        let c = random(m, n, &mut rng);
+        check(1.0, a.view(), w.t(), 1.0, &c, &format!("{m}x{k}x{n} (Bᵀ view)"));
         // And through a real rayon pool of each size, via the default entry point.
         let results: Vec<Array2<f32>> = [1, 2]
             .iter()

@@ -1,0 +1,205 @@
+//! Unpacked AVX-512 paths for the skinny products of a small network, where packing would cost
+//! as much as the arithmetic (a 64 × 784 batch is copied in the time it takes to multiply it
+//! by a 784 × 50 weight).
+//!
+//! - **dot** (`A` rows and `B` columns contiguous along k, as in `x·Wᵀ`): each element of C is a
+//!   dot product of two contiguous vectors. A 4 × 4 block of C keeps 16 vector accumulators of
+//!   partial sums along k, reduced horizontally at the end.
+//! - **rows** (`B` and `C` rows contiguous, as in `gᵀ·x` and `g·W`): vectors run along n; each
+//!   step p broadcasts `A[i, p]` for 6 rows and multiplies a 64-wide slice of `B[p, :]`, read in
+//!   place. `C` is updated with full-width loads and stores (masked at the right edge).
+//!
+//! Every element is computed by the same operations wherever its block falls, so the split over
+//! threads does not change a bit. Used only when AVX-512F is present; other CPUs use the
+//! packed path.
+
+use crate::gemm::{MatMut, MatRef};
+
+/// Which unpacked path fits the operands, if any (the choice depends on shapes and strides
+/// only, never on the thread count).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Direct {
+    Dot,
+    Rows,
+}
+
+pub(crate) fn choose(a: &MatRef, b: &MatRef, c: &MatMut) -> Option<Direct> {
+    let (m, k, n) = (c.rows, a.cols, c.cols);
+    if m == 0 || n == 0 || k == 0 {
+        return None;
+    }
+    if a.cs == 1 && b.rs == 1 && k >= 16 && n * k <= 1 << 20 {
+        return Some(Direct::Dot);
+    }
+    if b.cs == 1 && c.cs == 1 && m.min(k) <= 128 {
+        return Some(Direct::Rows);
+    }
+    None
+}
+
+/// Rows of C per block of the dot path (and the split unit across threads).
+pub(crate) const DOT_MR: usize = 4;
+const DOT_NR: usize = 4;
+/// Rows and columns of C per block of the rows path.
+pub(crate) const ROWS_MR: usize = 6;
+pub(crate) const ROWS_NR: usize = 64;
+
+/// Runs `path` on the whole block `c` on this thread. The caller guarantees AVX-512F.
+pub(crate) fn run(path: Direct, alpha: f32, a: MatRef, b: MatRef, beta: f32, c: MatMut) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `gemm` only takes this path when AVX-512F was detected; the views are valid.
+    unsafe {
+        match path {
+            Direct::Dot => x86::dot_path(alpha, a, b, beta, c),
+            Direct::Rows => x86::rows_path(alpha, a, b, beta, c),
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (path, alpha, a, b, beta, c);
+        unreachable!("direct paths are chosen only on x86-64 with AVX-512F");
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::*;
+    use std::arch::x86_64::*;
+
+    #[inline(always)]
+    fn merge(c: *mut f32, alpha: f32, beta: f32, v: f32) {
+        // SAFETY: the caller passes a valid element of C.
+        unsafe { *c = if beta == 0.0 { alpha * v } else { beta * *c + alpha * v } }
+    }
+
+    // ---- dot path -------------------------------------------------------------------------
+
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn dot_path(alpha: f32, a: MatRef, b: MatRef, beta: f32, c: MatMut) {
+        let (m, n) = (c.rows, c.cols);
+        for i0 in (0..m).step_by(DOT_MR) {
+            let mr = DOT_MR.min(m - i0);
+            for j0 in (0..n).step_by(DOT_NR) {
+                let nr = DOT_NR.min(n - j0);
+                macro_rules! tile {
+                    ($($mr:literal, $nr:literal);*) => {
+                        match (mr, nr) {
+                            $(($mr, $nr) => dot_tile::<$mr, $nr>(alpha, a, b, beta, c, i0, j0),)*
+                            _ => unreachable!(),
+                        }
+                    };
+                }
+                tile!(4,4; 4,3; 4,2; 4,1; 3,4; 3,3; 3,2; 3,1; 2,4; 2,3; 2,2; 2,1; 1,4; 1,3; 1,2; 1,1);
+            }
+        }
+    }
+
+    /// `C[i0.., j0..] (MR × NR) = α·A[i0.., :]·B[:, j0..] + β·C`, both operands contiguous along k.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn dot_tile<const MR: usize, const NR: usize>(alpha: f32, a: MatRef, b: MatRef, beta: f32, c: MatMut, i0: usize, j0: usize) {
+        let k = a.cols;
+        let a_rows: [*const f32; MR] = std::array::from_fn(|r| a.ptr.offset((i0 + r) as isize * a.rs));
+        let b_cols: [*const f32; NR] = std::array::from_fn(|s| b.ptr.offset((j0 + s) as isize * b.cs));
+        let mut acc = [[_mm512_setzero_ps(); NR]; MR];
+        let full = k / 16 * 16;
+        let mut p = 0;
+        while p < full {
+            let bv: [__m512; NR] = std::array::from_fn(|s| _mm512_loadu_ps(b_cols[s].add(p)));
+            for r in 0..MR {
+                let av = _mm512_loadu_ps(a_rows[r].add(p));
+                for s in 0..NR {
+                    acc[r][s] = _mm512_fmadd_ps(av, bv[s], acc[r][s]);
+                }
+            }
+            p += 16;
+        }
+        if p < k {
+            let mask: __mmask16 = (1u32 << (k - p)) as u16 - 1;
+            let mask = if k - p == 16 { 0xffff } else { mask };
+            let bv: [__m512; NR] = std::array::from_fn(|s| _mm512_maskz_loadu_ps(mask, b_cols[s].add(p)));
+            for r in 0..MR {
+                let av = _mm512_maskz_loadu_ps(mask, a_rows[r].add(p));
+                for s in 0..NR {
+                    acc[r][s] = _mm512_fmadd_ps(av, bv[s], acc[r][s]);
+                }
+            }
+        }
+        for r in 0..MR {
+            for s in 0..NR {
+                let dst = c.ptr.offset((i0 + r) as isize * c.rs + (j0 + s) as isize * c.cs);
+                merge(dst, alpha, beta, _mm512_reduce_add_ps(acc[r][s]));
+            }
+        }
+    }
+
+    // ---- rows path ------------------------------------------------------------------------
+
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn rows_path(alpha: f32, a: MatRef, b: MatRef, beta: f32, c: MatMut) {
+        let (m, n) = (c.rows, c.cols);
+        for j0 in (0..n).step_by(ROWS_NR) {
+            let nc = ROWS_NR.min(n - j0);
+            let vectors = nc.div_ceil(16);
+            let last_mask: __mmask16 = if nc % 16 == 0 { 0xffff } else { ((1u32 << (nc % 16)) - 1) as u16 };
+            for i0 in (0..m).step_by(ROWS_MR) {
+                let mr = ROWS_MR.min(m - i0);
+                macro_rules! tile {
+                    ($($mr:literal, $nv:literal);*) => {
+                        match (mr, vectors) {
+                            $(($mr, $nv) => rows_tile::<$mr, $nv>(alpha, a, b, beta, c, i0, j0, last_mask),)*
+                            _ => unreachable!(),
+                        }
+                    };
+                }
+                tile!(6,4; 6,3; 6,2; 6,1; 5,4; 5,3; 5,2; 5,1; 4,4; 4,3; 4,2; 4,1; 3,4; 3,3; 3,2; 3,1; 2,4; 2,3; 2,2; 2,1; 1,4; 1,3; 1,2; 1,1);
+            }
+        }
+    }
+
+    /// `C[i0.., j0..] (MR × 16·NV) = α·A[i0.., :]·B[:, j0..] + β·C`; the last vector is masked.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn rows_tile<const MR: usize, const NV: usize>(
+        alpha: f32,
+        a: MatRef,
+        b: MatRef,
+        beta: f32,
+        c: MatMut,
+        i0: usize,
+        j0: usize,
+        last_mask: __mmask16,
+    ) {
+        let k = a.cols;
+        let mask = |v: usize| if v + 1 == NV { last_mask } else { 0xffff };
+        let mut acc = [[_mm512_setzero_ps(); NV]; MR];
+        let a_base = a.ptr.offset(i0 as isize * a.rs);
+        let b_base = b.ptr.add(j0);
+        for p in 0..k {
+            let b_row = b_base.offset(p as isize * b.rs);
+            let bv: [__m512; NV] = std::array::from_fn(|v| _mm512_maskz_loadu_ps(mask(v), b_row.add(16 * v)));
+            let a_col = a_base.offset(p as isize * a.cs);
+            for r in 0..MR {
+                let av = _mm512_set1_ps(*a_col.offset(r as isize * a.rs));
+                for v in 0..NV {
+                    acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
+                }
+            }
+        }
+        let alpha_v = _mm512_set1_ps(alpha);
+        let beta_v = _mm512_set1_ps(beta);
+        for r in 0..MR {
+            let c_row = c.ptr.offset((i0 + r) as isize * c.rs).add(j0);
+            for v in 0..NV {
+                let dst = c_row.add(16 * v);
+                let scaled = _mm512_mul_ps(alpha_v, acc[r][v]);
+                let value = if beta == 0.0 {
+                    scaled
+                } else {
+                    // β·C + α·T, rounded as the scalar merge: one multiply, then one add.
+                    _mm512_add_ps(_mm512_mul_ps(beta_v, _mm512_maskz_loadu_ps(mask(v), dst)), scaled)
+                };
+                _mm512_mask_storeu_ps(dst, mask(v), value);
+            }
+        }
+    }
+}
