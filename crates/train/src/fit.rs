@@ -72,13 +72,21 @@ pub struct EpochReport {
     pub samples: usize,
 }
 
+/// What the loop does after an epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    /// Stop now (early stopping, or a run done in parts); the state says where it stopped.
+    Stop,
+}
+
 /// Hooks into the loop, so users can watch or save without forking it.
 pub trait Callbacks {
     /// After every optimizer step.
     fn on_batch(&mut self, _info: &BatchInfo) {}
     /// After every epoch, with everything needed to checkpoint.
-    fn on_epoch(&mut self, _report: &EpochReport, _model: &Sequential<f32>, _sgd: &Sgd, _state: &TrainState) -> Result<(), TrainError> {
-        Ok(())
+    fn on_epoch(&mut self, _report: &EpochReport, _model: &Sequential<f32>, _sgd: &Sgd, _state: &TrainState) -> Result<Flow, TrainError> {
+        Ok(Flow::Continue)
     }
 }
 
@@ -145,8 +153,11 @@ pub fn fit(
             seconds,
             samples: train_loss.count(),
         };
-        callbacks.on_epoch(&report, model, sgd, state)?;
+        let flow = callbacks.on_epoch(&report, model, sgd, state)?;
         reports.push(report);
+        if flow == Flow::Stop {
+            break;
+        }
     }
     Ok(reports)
 }

@@ -36,7 +36,7 @@ pub mod schedule;
 pub mod task;
 
 pub use error::TrainError;
-pub use fit::{fit, BatchInfo, Callbacks, EpochReport, FitConfig, TrainState};
+pub use fit::{fit, BatchInfo, Callbacks, EpochReport, FitConfig, Flow, TrainState};
 pub use metrics::{evaluate, Evaluation, Mean};
 pub use optimizer::Sgd;
 pub use schedule::Schedule;
