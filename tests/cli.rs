@@ -7,7 +7,10 @@ use std::sync::OnceLock;
 
 fn data_dir() -> Option<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let candidates = std::env::var_os("BACKPROP_DATA").map(PathBuf::from).into_iter().chain([root.join("../shared/data"), root.join("data")]);
+    let candidates = std::env::var_os("BACKPROP_DATA")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain([root.join("../shared/data"), root.join("data")]);
     for dir in candidates {
         if dir.join("mnist/train-images-idx3-ubyte.gz").is_file() {
             return Some(dir);
@@ -36,13 +39,21 @@ fn xtask() -> &'static Path {
 }
 
 fn run(data: &Path, args: &[&str]) -> Output {
-    Command::new(xtask()).args(args).env("BACKPROP_DATA", data).output().expect("xtask runs")
+    Command::new(xtask())
+        .args(args)
+        .env("BACKPROP_DATA", data)
+        .output()
+        .expect("xtask runs")
 }
 
 fn ok(data: &Path, args: &[&str]) -> String {
     let out = run(data, args);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{args:?} failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     stdout
 }
 
@@ -60,7 +71,21 @@ fn temp(name: &str) -> PathBuf {
 
 /// A short run: 2 epochs of 784-32-10 on the fastai split.
 fn short_run(data: &Path, out: &Path, extra: &[&str]) -> String {
-    let mut args = vec!["train", "--split", "fastai", "--arch", "784-32-10", "--batch-size", "256", "--lr", "0.1", "--seed", "3", "--out", out.to_str().unwrap()];
+    let mut args = vec![
+        "train",
+        "--split",
+        "fastai",
+        "--arch",
+        "784-32-10",
+        "--batch-size",
+        "256",
+        "--lr",
+        "0.1",
+        "--seed",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+    ];
     args.extend_from_slice(extra);
     ok(data, &args)
 }
@@ -78,19 +103,29 @@ fn train_writes_every_output_and_json() {
     for key in ["test_loss", "train_seconds", "samples_per_second", "checkpoint"] {
         assert!(!summary[key].is_null(), "{key} missing in {summary}");
     }
-    for file in ["model.safetensors", "training_state.safetensors", "metrics.csv", "config.json", "curves.png"] {
+    for file in [
+        "model.safetensors",
+        "training_state.safetensors",
+        "metrics.csv",
+        "config.json",
+        "curves.png",
+    ] {
         assert!(out.join(file).is_file(), "{file} missing");
     }
     let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
     assert_eq!(csv.lines().count(), 3, "{csv}");
-    let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["normalization"]["scale"], 256.0);
     assert!((config["normalization"]["mean"].as_f64().unwrap() - 0.130450).abs() < 1e-6);
     // A second run into the same folder is refused rather than overwriting it.
     let err = fails(&data, &["train", "--out", out.to_str().unwrap(), "--epochs", "1"]);
     assert!(err.contains("already holds a run") && err.contains("--resume"), "{err}");
 
-    let eval = ok(&data, &["eval", "--model", out.join("model.safetensors").to_str().unwrap()]);
+    let eval = ok(
+        &data,
+        &["eval", "--model", out.join("model.safetensors").to_str().unwrap()],
+    );
     assert!(eval.contains("accuracy") && eval.contains("confusion matrix"), "{eval}");
 }
 
@@ -98,18 +133,71 @@ fn train_writes_every_output_and_json() {
 fn resumed_and_threaded_runs_are_bit_identical() {
     let Some(data) = data_dir() else { return };
     let straight = temp("straight");
-    short_run(&data, &straight, &["--epochs", "2", "--momentum", "0.9", "--schedule", "one-cycle", "--threads", "2"]);
+    short_run(
+        &data,
+        &straight,
+        &[
+            "--epochs",
+            "2",
+            "--momentum",
+            "0.9",
+            "--schedule",
+            "one-cycle",
+            "--threads",
+            "2",
+        ],
+    );
     let resumed = temp("resumed");
-    let stdout = short_run(&data, &resumed, &["--epochs", "2", "--momentum", "0.9", "--schedule", "one-cycle", "--threads", "1", "--stop-after", "1"]);
+    let stdout = short_run(
+        &data,
+        &resumed,
+        &[
+            "--epochs",
+            "2",
+            "--momentum",
+            "0.9",
+            "--schedule",
+            "one-cycle",
+            "--threads",
+            "1",
+            "--stop-after",
+            "1",
+        ],
+    );
     assert!(stdout.contains("stopped after epoch 1 of 2"), "{stdout}");
 
     // Changing a setting on resume is refused.
-    let err = fails(&data, &["train", "--resume", resumed.to_str().unwrap(), "--epochs", "2", "--lr", "1"]);
+    let err = fails(
+        &data,
+        &[
+            "train",
+            "--resume",
+            resumed.to_str().unwrap(),
+            "--epochs",
+            "2",
+            "--lr",
+            "1",
+        ],
+    );
     assert!(err.contains("--lr cannot be changed"), "{err}");
-    ok(&data, &["train", "--resume", resumed.to_str().unwrap(), "--epochs", "2", "--threads", "2"]);
+    ok(
+        &data,
+        &[
+            "train",
+            "--resume",
+            resumed.to_str().unwrap(),
+            "--epochs",
+            "2",
+            "--threads",
+            "2",
+        ],
+    );
     let a = std::fs::read(straight.join("model.safetensors")).unwrap();
     let b = std::fs::read(resumed.join("model.safetensors")).unwrap();
-    assert!(a == b, "a run stopped after epoch 1 and resumed differs from one that never stopped");
+    assert!(
+        a == b,
+        "a run stopped after epoch 1 and resumed differs from one that never stopped"
+    );
     let csv = std::fs::read_to_string(resumed.join("metrics.csv")).unwrap();
     assert_eq!(csv.lines().count(), 3, "{csv}");
 }
@@ -118,8 +206,14 @@ fn resumed_and_threaded_runs_are_bit_identical() {
 fn a_diverging_run_stops_with_a_clear_error() {
     let Some(data) = data_dir() else { return };
     let out = temp("nan");
-    let err = fails(&data, &["train", "--epochs", "1", "--lr", "1e30", "--out", out.to_str().unwrap()]);
-    assert!(err.contains("the loss is") && err.contains("epoch 1, batch") && err.contains("lower learning rate"), "{err}");
+    let err = fails(
+        &data,
+        &["train", "--epochs", "1", "--lr", "1e30", "--out", out.to_str().unwrap()],
+    );
+    assert!(
+        err.contains("the loss is") && err.contains("epoch 1, batch") && err.contains("lower learning rate"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -143,7 +237,23 @@ fn bad_flags_are_explained() {
 fn regression_with_mse_trains() {
     let Some(data) = data_dir() else { return };
     let out = temp("mse");
-    let stdout = ok(&data, &["train", "--loss", "mse", "--epochs", "1", "--lr", "0.01", "--momentum", "0", "--out", out.to_str().unwrap(), "--json"]);
+    let stdout = ok(
+        &data,
+        &[
+            "train",
+            "--loss",
+            "mse",
+            "--epochs",
+            "1",
+            "--lr",
+            "0.01",
+            "--momentum",
+            "0",
+            "--out",
+            out.to_str().unwrap(),
+            "--json",
+        ],
+    );
     let summary: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     // Rounding a regression to the digit value is a weak classifier, but far above chance.
     assert!(summary["test_accuracy"].as_f64().unwrap() > 0.3, "{summary}");
@@ -163,7 +273,10 @@ fn data_info_json_has_the_published_statistics() {
     let verify = ok(&data, &["data", "verify"]);
     assert_eq!(verify.lines().filter(|l| l.starts_with("ok")).count(), 4, "{verify}");
     let png = temp("show").with_extension("png");
-    ok(&data, &["data", "show", "--count", "12", "--out", png.to_str().unwrap()]);
+    ok(
+        &data,
+        &["data", "show", "--count", "12", "--out", png.to_str().unwrap()],
+    );
     assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG"));
 }
 
@@ -173,26 +286,63 @@ fn grads_writes_loss_output_and_every_gradient() {
     let out = temp("grads");
     short_run(&data, &out, &["--epochs", "1"]);
     // A batch file: x [3, 784] f32, y [3] i64.
-    let x: Vec<u8> = (0..3 * 784).flat_map(|i| ((i % 97) as f32 / 97.0).to_le_bytes()).collect();
+    let x: Vec<u8> = (0..3 * 784)
+        .flat_map(|i| ((i % 97) as f32 / 97.0).to_le_bytes())
+        .collect();
     let y: Vec<u8> = [1i64, 7, 3].iter().flat_map(|v| v.to_le_bytes()).collect();
     let x_view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![3, 784], &x).unwrap();
     let y_view = safetensors::tensor::TensorView::new(safetensors::Dtype::I64, vec![3], &y).unwrap();
     let batch = out.join("batch.safetensors");
-    std::fs::write(&batch, safetensors::serialize(vec![("x", x_view), ("y", y_view)], None).unwrap()).unwrap();
+    std::fs::write(
+        &batch,
+        safetensors::serialize(vec![("x", x_view), ("y", y_view)], None).unwrap(),
+    )
+    .unwrap();
     let grads = out.join("grads.safetensors");
-    ok(&data, &["grads", "--model", out.join("model.safetensors").to_str().unwrap(), "--batch", batch.to_str().unwrap(), "--loss", "ce", "--out", grads.to_str().unwrap()]);
+    ok(
+        &data,
+        &[
+            "grads",
+            "--model",
+            out.join("model.safetensors").to_str().unwrap(),
+            "--batch",
+            batch.to_str().unwrap(),
+            "--loss",
+            "ce",
+            "--out",
+            grads.to_str().unwrap(),
+        ],
+    );
     let bytes = std::fs::read(&grads).unwrap();
     let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let mut names: Vec<String> = file.names().into_iter().map(String::from).collect();
     names.sort();
-    assert_eq!(names, ["0.bias", "0.weight", "2.bias", "2.weight", "loss", "output", "x.grad"]);
+    assert_eq!(
+        names,
+        ["0.bias", "0.weight", "2.bias", "2.weight", "loss", "output", "x.grad"]
+    );
     assert_eq!(file.tensor("x.grad").unwrap().shape(), [3, 784]);
     assert_eq!(file.tensor("output").unwrap().shape(), [3, 10]);
     // A batch whose labels do not fit is refused with both shapes named.
     let y_bad: Vec<u8> = [1i64, 7].iter().flat_map(|v| v.to_le_bytes()).collect();
     let y_view = safetensors::tensor::TensorView::new(safetensors::Dtype::I64, vec![2], &y_bad).unwrap();
     let x_view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![3, 784], &x).unwrap();
-    std::fs::write(&batch, safetensors::serialize(vec![("x", x_view), ("y", y_view)], None).unwrap()).unwrap();
-    let err = fails(&data, &["grads", "--model", out.join("model.safetensors").to_str().unwrap(), "--batch", batch.to_str().unwrap(), "--out", grads.to_str().unwrap()]);
+    std::fs::write(
+        &batch,
+        safetensors::serialize(vec![("x", x_view), ("y", y_view)], None).unwrap(),
+    )
+    .unwrap();
+    let err = fails(
+        &data,
+        &[
+            "grads",
+            "--model",
+            out.join("model.safetensors").to_str().unwrap(),
+            "--batch",
+            batch.to_str().unwrap(),
+            "--out",
+            grads.to_str().unwrap(),
+        ],
+    );
     assert!(err.contains("[2]") && err.contains("[3, 784]"), "{err}");
 }

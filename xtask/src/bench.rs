@@ -75,12 +75,21 @@ fn median_seconds(mut f: impl FnMut(), samples: usize, min_sample: f64) -> f64 {
 }
 
 fn pool(threads: usize) -> rayon::ThreadPool {
-    rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool")
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("thread pool")
 }
 
 fn machine() -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).unwrap_or("unknown CPU").trim().to_string();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .unwrap_or("unknown CPU")
+        .trim()
+        .to_string();
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     format!("{model}, {cores} cores, kernel {}", backprop_matmul::detect().name())
 }
@@ -109,7 +118,9 @@ fn fma_peak(threads: usize) -> f64 {
             let iterations = 20_000_000usize;
             let t = Instant::now();
             let sink: f32 = std::thread::scope(|s| {
-                let handles: Vec<_> = (0..threads).map(|_| s.spawn(move || unsafe { burn(iterations) })).collect();
+                let handles: Vec<_> = (0..threads)
+                    .map(|_| s.spawn(move || unsafe { burn(iterations) }))
+                    .collect();
                 handles.into_iter().map(|h| h.join().unwrap()).sum()
             });
             std::hint::black_box(sink);
@@ -131,7 +142,24 @@ fn matrixmultiply_sgemm(a: ArrayView2<f32>, b: ArrayView2<f32>, c: &mut Array2<f
     let (rsb, csb) = (b.strides()[0], b.strides()[1]);
     let (rsc, csc) = (c.strides()[0], c.strides()[1]);
     // SAFETY: the pointers and strides describe the three arrays.
-    unsafe { matrixmultiply::sgemm(m, k, n, 1.0, a.as_ptr(), rsa, csa, b.as_ptr(), rsb, csb, 0.0, c.as_mut_ptr(), rsc, csc) }
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            a.as_ptr(),
+            rsa,
+            csa,
+            b.as_ptr(),
+            rsb,
+            csb,
+            0.0,
+            c.as_mut_ptr(),
+            rsc,
+            csc,
+        )
+    }
 }
 
 struct Shape {
@@ -144,25 +172,57 @@ struct Shape {
 
 fn matmul(args: &BenchArgs) -> Result<()> {
     let shapes: Vec<Shape> = if args.quick {
-        vec![Shape { m: 64, k: 784, n: 50, a_transposed: false }, Shape { m: 128, k: 128, n: 128, a_transposed: false }]
+        vec![
+            Shape {
+                m: 64,
+                k: 784,
+                n: 50,
+                a_transposed: false,
+            },
+            Shape {
+                m: 128,
+                k: 128,
+                n: 128,
+                a_transposed: false,
+            },
+        ]
     } else {
-        [(256, 256, 256, false), (1024, 1024, 1024, false), (64, 784, 50, false), (256, 784, 50, false), (1024, 784, 50, false), (784, 256, 50, true), (10000, 784, 50, false)]
-            .into_iter()
-            .map(|(m, k, n, a_transposed)| Shape { m, k, n, a_transposed })
-            .collect()
+        [
+            (256, 256, 256, false),
+            (1024, 1024, 1024, false),
+            (64, 784, 50, false),
+            (256, 784, 50, false),
+            (1024, 784, 50, false),
+            (784, 256, 50, true),
+            (10000, 784, 50, false),
+        ]
+        .into_iter()
+        .map(|(m, k, n, a_transposed)| Shape { m, k, n, a_transposed })
+        .collect()
     };
     let (samples, min_sample) = if args.quick { (3, 0.005) } else { (9, 0.05) };
     let peak = [fma_peak(1), fma_peak(2)];
     if !args.json {
         println!("machine: {}", machine());
         println!("FMA peak: {:.0} GFLOP/s on 1 thread, {:.0} on 2", peak[0], peak[1]);
-        println!("{:<22} {:>18} {:>8} {:>10} {:>8}", "impl", "m,k,n", "threads", "GFLOP/s", "% peak");
+        println!(
+            "{:<22} {:>18} {:>8} {:>10} {:>8}",
+            "impl", "m,k,n", "threads", "GFLOP/s", "% peak"
+        );
     }
     let mut rows = Vec::new();
     for shape in &shapes {
         let (m, k, n) = (shape.m, shape.k, shape.n);
-        let a_store = if shape.a_transposed { random(k, m, 1) } else { random(m, k, 1) };
-        let a = if shape.a_transposed { a_store.t() } else { a_store.view() };
+        let a_store = if shape.a_transposed {
+            random(k, m, 1)
+        } else {
+            random(m, k, 1)
+        };
+        let a = if shape.a_transposed {
+            a_store.t()
+        } else {
+            a_store.view()
+        };
         let b = random(k, n, 2);
         let flops = 2.0 * (m * n * k) as f64;
         let size = m * n * k;
@@ -171,13 +231,22 @@ fn matmul(args: &BenchArgs) -> Result<()> {
             rows.push(json!({"impl": name, "m": m, "k": k, "n": n, "threads": threads, "gflops": gflops}));
             if !args.json {
                 let label = format!("{m},{k},{n}{}", if shape.a_transposed { " (Aᵀ)" } else { "" });
-                println!("{name:<22} {label:>18} {threads:>8} {gflops:>10.1} {:>7.0}%", 100.0 * gflops / peak[threads - 1]);
+                println!(
+                    "{name:<22} {label:>18} {threads:>8} {gflops:>10.1} {:>7.0}%",
+                    100.0 * gflops / peak[threads - 1]
+                );
             }
         };
         for threads in [1, 2] {
             let p = pool(threads);
             let mut c = Array2::<f32>::zeros((m, n));
-            let t = p.install(|| median_seconds(|| backprop_matmul::gemm(1.0, a, b.view(), 0.0, c.view_mut()), samples, min_sample));
+            let t = p.install(|| {
+                median_seconds(
+                    || backprop_matmul::gemm(1.0, a, b.view(), 0.0, c.view_mut()),
+                    samples,
+                    min_sample,
+                )
+            });
             record("backprop", threads, t);
             if threads == 1 {
                 let t = median_seconds(|| std::mem::drop(ladder::packed(a, b.view())), samples, min_sample);
@@ -186,7 +255,9 @@ fn matmul(args: &BenchArgs) -> Result<()> {
                 record("matrixmultiply", 1, t);
             }
             if size <= 1 << 31 {
-                let t = p.install(|| median_seconds(|| std::mem::drop(ladder::blocked_parallel(a, b.view())), 3, min_sample));
+                let t = p.install(|| {
+                    median_seconds(|| std::mem::drop(ladder::blocked_parallel(a, b.view())), 3, min_sample)
+                });
                 record("blocked_parallel", threads, t);
             }
             if threads == 1 && size <= 1 << 31 {
@@ -231,9 +302,15 @@ for threads in (1, 2):
         ts.sort()
         print(json.dumps({{"impl": "numpy", "m": m, "k": k, "n": n, "threads": threads, "gflops": 2*m*n*k/ts[len(ts)//2]/1e9}}))
 "#,
-        shapes = serde_json::to_string(&shape_list)?.replace("true", "True").replace("false", "False"),
+        shapes = serde_json::to_string(&shape_list)?
+            .replace("true", "True")
+            .replace("false", "False"),
     );
-    let numpy = run_python(&args.python, &script, &[("OMP_NUM_THREADS", "1"), ("OPENBLAS_NUM_THREADS", "2")]);
+    let numpy = run_python(
+        &args.python,
+        &script,
+        &[("OMP_NUM_THREADS", "1"), ("OPENBLAS_NUM_THREADS", "2")],
+    );
     match numpy {
         Ok(lines) => {
             for row in lines {
@@ -244,7 +321,8 @@ for threads in (1, 2):
                         format!("{},{},{}", row["m"], row["k"], row["n"]),
                         row["threads"],
                         row["gflops"].as_f64().unwrap_or(f64::NAN),
-                        100.0 * row["gflops"].as_f64().unwrap_or(f64::NAN) / peak[row["threads"].as_u64().unwrap_or(1) as usize - 1]
+                        100.0 * row["gflops"].as_f64().unwrap_or(f64::NAN)
+                            / peak[row["threads"].as_u64().unwrap_or(1) as usize - 1]
                     );
                 }
                 rows.push(row);
@@ -268,7 +346,11 @@ fn run_python(python: &str, script: &str, env: &[(&str, &str)]) -> Result<Vec<se
         cmd.env(k, v);
     }
     let out = cmd.output().with_context(|| format!("running {python}"))?;
-    anyhow::ensure!(out.status.success(), "{python} failed: {}", String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or(""));
+    anyhow::ensure!(
+        out.status.success(),
+        "{python} failed: {}",
+        String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")
+    );
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| l.starts_with('{'))
@@ -280,12 +362,19 @@ fn train(args: &BenchArgs) -> Result<()> {
     let dir = crate::data_dir(args.data_dir.as_deref());
     let raw = dataset::load(&DatasetSpec::mnist(), &dir)?;
     let splits = Splits::new(&raw, SplitScheme::Standard { valid: 0 })?;
-    let models: Vec<Vec<usize>> = if args.quick { vec![vec![784, 50, 10]] } else { vec![vec![784, 50, 10], vec![784, 256, 10], vec![784, 256, 256, 10]] };
+    let models: Vec<Vec<usize>> = if args.quick {
+        vec![vec![784, 50, 10]]
+    } else {
+        vec![vec![784, 50, 10], vec![784, 256, 10], vec![784, 256, 256, 10]]
+    };
     let batches: Vec<usize> = if args.quick { vec![256] } else { vec![64, 256, 1024] };
     let timed_epochs = if args.quick { 1 } else { 3 };
     if !args.json {
         println!("machine: {}", machine());
-        println!("one epoch of {} MNIST samples, plain SGD (lr 0.05), median of {timed_epochs} epochs after one warm-up", splits.train.len());
+        println!(
+            "one epoch of {} MNIST samples, plain SGD (lr 0.05), median of {timed_epochs} epochs after one warm-up",
+            splits.train.len()
+        );
     }
     let mut rows = Vec::new();
     for arch in &models {
@@ -297,15 +386,37 @@ fn train(args: &BenchArgs) -> Result<()> {
                 let mut state = TrainState::default();
                 let mut epochs = Vec::new();
                 for e in 0..=timed_epochs {
-                    let config = FitConfig { epochs: e + 1, batch_size: batch, lr: 0.05, schedule: Schedule::Constant, momentum: 0.0, weight_decay: 0.0, seed: 0, task: Task::Classification };
-                    let reports = p.install(|| fit(&mut model, &mut sgd, &mut state, &splits.train, None, &splits.normalization, &config, &mut ()))?;
+                    let config = FitConfig {
+                        epochs: e + 1,
+                        batch_size: batch,
+                        lr: 0.05,
+                        schedule: Schedule::Constant,
+                        momentum: 0.0,
+                        weight_decay: 0.0,
+                        seed: 0,
+                        task: Task::Classification,
+                    };
+                    let reports = p.install(|| {
+                        fit(
+                            &mut model,
+                            &mut sgd,
+                            &mut state,
+                            &splits.train,
+                            None,
+                            &splits.normalization,
+                            &config,
+                            &mut (),
+                        )
+                    })?;
                     epochs.push(reports[0].seconds);
                 }
                 let mut timed = epochs[1..].to_vec();
                 timed.sort_by(f64::total_cmp);
                 let seconds = timed[timed.len() / 2];
                 let name = arch.iter().map(|s| s.to_string()).collect::<Vec<_>>().join("-");
-                rows.push(json!({"impl": "backprop", "model": name, "batch": batch, "threads": threads, "seconds": seconds}));
+                rows.push(
+                    json!({"impl": "backprop", "model": name, "batch": batch, "threads": threads, "seconds": seconds}),
+                );
             }
         }
     }
@@ -347,7 +458,10 @@ for arch in {models}:
     );
     match run_python(&args.python, &script, &[]) {
         Ok(lines) => rows.extend(lines),
-        Err(e) => eprintln!("PyTorch anchor skipped (`{} -c 'import torch'` must work; set BACKPROP_PYTHON): {e}", args.python),
+        Err(e) => eprintln!(
+            "PyTorch anchor skipped (`{} -c 'import torch'` must work; set BACKPROP_PYTHON): {e}",
+            args.python
+        ),
     }
     if args.json {
         for row in &rows {
@@ -355,11 +469,19 @@ for arch in {models}:
         }
         return Ok(());
     }
-    println!("{:<16} {:>6} {:>8} {:>14} {:>14} {:>9}", "model", "batch", "threads", "backprop (s)", "pytorch (s)", "speed-up");
+    println!(
+        "{:<16} {:>6} {:>8} {:>14} {:>14} {:>9}",
+        "model", "batch", "threads", "backprop (s)", "pytorch (s)", "speed-up"
+    );
     for row in rows.iter().filter(|r| r["impl"] == "backprop") {
         let torch = rows
             .iter()
-            .find(|r| r["impl"] == "pytorch" && r["model"] == row["model"] && r["batch"] == row["batch"] && r["threads"] == row["threads"])
+            .find(|r| {
+                r["impl"] == "pytorch"
+                    && r["model"] == row["model"]
+                    && r["batch"] == row["batch"]
+                    && r["threads"] == row["threads"]
+            })
             .and_then(|r| r["seconds"].as_f64());
         let ours = row["seconds"].as_f64().unwrap_or(f64::NAN);
         println!(
@@ -379,7 +501,11 @@ fn data(args: &BenchArgs) -> Result<()> {
     let dir = crate::data_dir(args.data_dir.as_deref());
     let spec = DatasetSpec::mnist();
     let samples = if args.quick { 1 } else { 5 };
-    let load = median_seconds(|| std::mem::drop(dataset::load(&spec, &dir).expect("MNIST loads")), samples, 0.0);
+    let load = median_seconds(
+        || std::mem::drop(dataset::load(&spec, &dir).expect("MNIST loads")),
+        samples,
+        0.0,
+    );
     let raw = dataset::load(&spec, &dir)?;
     let splits = Splits::new(&raw, SplitScheme::Standard { valid: 0 })?;
     let mut epoch_seconds = Vec::new();
@@ -400,10 +526,16 @@ fn data(args: &BenchArgs) -> Result<()> {
         epoch_seconds.push((batch, t));
     }
     if args.json {
-        println!("{}", json!({"load_seconds": load, "epoch_seconds": epoch_seconds.iter().map(|(b, t)| json!({"batch": b, "seconds": t})).collect::<Vec<_>>()}));
+        println!(
+            "{}",
+            json!({"load_seconds": load, "epoch_seconds": epoch_seconds.iter().map(|(b, t)| json!({"batch": b, "seconds": t})).collect::<Vec<_>>()})
+        );
     } else {
         println!("machine: {}", machine());
-        println!("load and decode the four MNIST files: {:.3} s (median of {samples})", load);
+        println!(
+            "load and decode the four MNIST files: {:.3} s (median of {samples})",
+            load
+        );
         for (batch, t) in epoch_seconds {
             println!("one shuffled epoch of 60,000 samples, batch {batch}: {:.4} s", t);
         }

@@ -130,12 +130,18 @@ pub fn load_splits(dataset: &str, data_dir: Option<&Path>, scheme: SplitScheme, 
     if missing {
         fetch_spec(&spec, &dir, verbose)?;
     }
-    let raw = dataset::load(&spec, &dir).with_context(|| format!("loading {} from {}", spec.name, spec.dir(&dir).display()))?;
+    let raw = dataset::load(&spec, &dir)
+        .with_context(|| format!("loading {} from {}", spec.name, spec.dir(&dir).display()))?;
     Ok(Splits::new(&raw, scheme)?)
 }
 
 fn info(args: &DataArgs) -> Result<()> {
-    let splits = load_splits(&args.dataset, args.data_dir.as_deref(), parse_split(&args.split, args.valid)?, !args.json)?;
+    let splits = load_splits(
+        &args.dataset,
+        args.data_dir.as_deref(),
+        parse_split(&args.split, args.valid)?,
+        !args.json,
+    )?;
     let norm = splits.normalization;
     let describe = |s: &Subset| {
         let (mean, std) = pixel_stats(&s.pixels, norm.scale);
@@ -151,7 +157,10 @@ fn info(args: &DataArgs) -> Result<()> {
         per_split.insert(s.name.to_string(), describe(s));
     }
     if args.json {
-        println!("{}", json!({"dataset": splits.dataset, "split": splits.scheme.name(), "splits": per_split}));
+        println!(
+            "{}",
+            json!({"dataset": splits.dataset, "split": splits.scheme.name(), "splits": per_split})
+        );
         return Ok(());
     }
     println!(
@@ -162,7 +171,10 @@ fn info(args: &DataArgs) -> Result<()> {
         norm.mean,
         norm.std
     );
-    println!("{:<6} {:>6} {:>6} {:>9} {:>9} {:>10} {:>9}  labels 0..9", "split", "n", "shape", "mean", "std", "norm mean", "norm std");
+    println!(
+        "{:<6} {:>6} {:>6} {:>9} {:>9} {:>10} {:>9}  labels 0..9",
+        "split", "n", "shape", "mean", "std", "norm mean", "norm std"
+    );
     for s in splits.subsets() {
         let d = &per_split[s.name];
         println!(
@@ -187,7 +199,9 @@ fn verify(args: &DataArgs) -> Result<()> {
     for (name, status) in dataset::verify(&spec, &dir)? {
         match status {
             FileStatus::Verified(p) => println!("ok        {} (sha256 and md5 match)", p.display()),
-            FileStatus::Decompressed(p) => println!("unchecked {} (decompressed copy: no published checksum)", p.display()),
+            FileStatus::Decompressed(p) => {
+                println!("unchecked {} (decompressed copy: no published checksum)", p.display())
+            }
             FileStatus::Missing(p) => {
                 bad += 1;
                 println!("missing   {} ({name})", p.display())
@@ -198,12 +212,22 @@ fn verify(args: &DataArgs) -> Result<()> {
             }
         }
     }
-    anyhow::ensure!(bad == 0, "{bad} file(s) of {} missing or corrupt in {}", spec.name, spec.dir(&dir).display());
+    anyhow::ensure!(
+        bad == 0,
+        "{bad} file(s) of {} missing or corrupt in {}",
+        spec.name,
+        spec.dir(&dir).display()
+    );
     Ok(())
 }
 
 fn show(args: &ShowArgs) -> Result<()> {
-    let splits = load_splits(&args.data.dataset, args.data.data_dir.as_deref(), parse_split(&args.data.split, args.data.valid)?, true)?;
+    let splits = load_splits(
+        &args.data.dataset,
+        args.data.data_dir.as_deref(),
+        parse_split(&args.data.split, args.data.valid)?,
+        true,
+    )?;
     let subset = splits
         .subsets()
         .find(|s| s.name == args.subset)
@@ -222,6 +246,13 @@ fn show(args: &ShowArgs) -> Result<()> {
     }
     let png = crate::plot::digit_grid(subset, count);
     crate::plot::write_png_atomic(&args.out, &png)?;
-    println!("{} {} digits of {} {} with labels → {}", count, subset.name, splits.dataset, splits.scheme.name(), args.out.display());
+    println!(
+        "{} {} digits of {} {} with labels → {}",
+        count,
+        subset.name,
+        splits.dataset,
+        splits.scheme.name(),
+        args.out.display()
+    );
     Ok(())
 }

@@ -39,18 +39,37 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         .map(|d| d.join("config.json"))
         .and_then(|p| std::fs::read_to_string(p).ok())
         .and_then(|t| serde_json::from_str(&t).ok());
-    let (split, valid) = config.as_ref().map_or((args.split.clone(), 0), |c| (c.split.clone(), c.valid));
+    let (split, valid) = config
+        .as_ref()
+        .map_or((args.split.clone(), 0), |c| (c.split.clone(), c.valid));
     let scheme = crate::data_cmd::parse_split(&split, valid)?;
     let splits = crate::data_cmd::load_splits(&args.dataset, args.data_dir.as_deref(), scheme, true)?;
     let outputs = model.output_features(splits.test.features())?;
-    let task = if outputs == 1 { Task::Regression } else { Task::Classification };
-    ensure!(outputs == 1 || outputs == 10, "the model has {outputs} outputs: expected 10 logits or 1 regression output");
+    let task = if outputs == 1 {
+        Task::Regression
+    } else {
+        Task::Classification
+    };
+    ensure!(
+        outputs == 1 || outputs == 10,
+        "the model has {outputs} outputs: expected 10 logits or 1 regression output"
+    );
     let result = evaluate(&mut model, &splits.test, &splits.normalization, task, 1000)?;
-    println!("{} test: accuracy {:.4}, {} loss {:.4}, {} samples", args.dataset, result.accuracy, task.loss_name(), result.loss, result.samples);
+    println!(
+        "{} test: accuracy {:.4}, {} loss {:.4}, {} samples",
+        args.dataset,
+        result.accuracy,
+        task.loss_name(),
+        result.loss,
+        result.samples
+    );
     println!("confusion matrix (rows: true class, columns: predicted)");
     println!("      {}", (0..10).map(|c| format!("{c:>5}")).collect::<String>());
     for (label, row) in result.confusion.iter().enumerate() {
-        println!("  {label:>2}  {}", row.iter().map(|n| format!("{n:>5}")).collect::<String>());
+        println!(
+            "  {label:>2}  {}",
+            row.iter().map(|n| format!("{n:>5}")).collect::<String>()
+        );
     }
     Ok(())
 }
@@ -73,16 +92,28 @@ pub struct GradsArgs {
 
 pub fn grads(args: GradsArgs) -> Result<()> {
     let model_bytes = std::fs::read(&args.model).with_context(|| format!("reading {}", args.model.display()))?;
-    let (tensors, _) = checkpoint::tensors_from_bytes(&model_bytes).with_context(|| format!("{}", args.model.display()))?;
+    let (tensors, _) =
+        checkpoint::tensors_from_bytes(&model_bytes).with_context(|| format!("{}", args.model.display()))?;
     let mut model = checkpoint::mlp_from_tensors(&tensors).with_context(|| format!("{}", args.model.display()))?;
 
     let batch_bytes = std::fs::read(&args.batch).with_context(|| format!("reading {}", args.batch.display()))?;
-    let batch = SafeTensors::deserialize(&batch_bytes).with_context(|| format!("{}: not valid safetensors", args.batch.display()))?;
-    let x_view = batch.tensor("x").with_context(|| format!("{}: no tensor `x`", args.batch.display()))?;
+    let batch = SafeTensors::deserialize(&batch_bytes)
+        .with_context(|| format!("{}: not valid safetensors", args.batch.display()))?;
+    let x_view = batch
+        .tensor("x")
+        .with_context(|| format!("{}: no tensor `x`", args.batch.display()))?;
     let x: Array2<f32> = checkpoint::tensor_f32("x", &x_view)?
         .into_dimensionality()
-        .with_context(|| format!("{}: `x` must be 2-D [B, in], it is {:?}", args.batch.display(), x_view.shape()))?;
-    let y_view = batch.tensor("y").with_context(|| format!("{}: no tensor `y`", args.batch.display()))?;
+        .with_context(|| {
+            format!(
+                "{}: `x` must be 2-D [B, in], it is {:?}",
+                args.batch.display(),
+                x_view.shape()
+            )
+        })?;
+    let y_view = batch
+        .tensor("y")
+        .with_context(|| format!("{}: no tensor `y`", args.batch.display()))?;
     ensure!(
         y_view.shape() == [x.nrows()],
         "{}: `y` has shape {:?}, expected [{}] to match `x` {:?}",
@@ -96,12 +127,20 @@ pub fn grads(args: GradsArgs) -> Result<()> {
     let output = model.forward(x.view())?;
     let (loss, grad) = match args.loss.as_str() {
         "ce" => {
-            ensure!(y_view.dtype() == Dtype::I64, "{}: `y` must be i64 class indices for --loss ce, it is {:?}", args.batch.display(), y_view.dtype());
+            ensure!(
+                y_view.dtype() == Dtype::I64,
+                "{}: `y` must be i64 class indices for --loss ce, it is {:?}",
+                args.batch.display(),
+                y_view.dtype()
+            );
             let classes: Vec<usize> = y_view
                 .data()
                 .chunks_exact(8)
                 .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")))
-                .map(|v| usize::try_from(v).map_err(|_| anyhow::anyhow!("{}: negative class index {v} in `y`", args.batch.display())))
+                .map(|v| {
+                    usize::try_from(v)
+                        .map_err(|_| anyhow::anyhow!("{}: negative class index {v} in `y`", args.batch.display()))
+                })
                 .collect::<Result<_>>()?;
             let mut ce = CrossEntropy::new();
             (ce.forward(output.view(), &classes)?, ce.backward()?)
@@ -109,11 +148,16 @@ pub fn grads(args: GradsArgs) -> Result<()> {
         "mse" => {
             let targets = checkpoint::tensor_f32("y", &y_view)?;
             let mut mse = Mse::new();
-            (mse.forward(output.view(), targets.as_slice().expect("fresh array"))?, mse.backward()?)
+            (
+                mse.forward(output.view(), targets.as_slice().expect("fresh array"))?,
+                mse.backward()?,
+            )
         }
         other => bail!("--loss `{other}`: expected `ce` or `mse`"),
     };
-    let x_grad = model.backward(grad.view(), true)?.expect("asked for the input gradient");
+    let x_grad = model
+        .backward(grad.view(), true)?
+        .expect("asked for the input gradient");
 
     let mut out = Tensors::new();
     out.insert("loss".into(), ArrayD::from_shape_vec(IxDyn(&[1]), vec![loss])?);
@@ -123,6 +167,10 @@ pub fn grads(args: GradsArgs) -> Result<()> {
     });
     out.insert("x.grad".into(), x_grad.into_dyn());
     write_atomic(&args.out, &checkpoint::tensors_to_bytes(&out, None)?)?;
-    println!("loss {loss:.6}; wrote loss, output, {} parameter gradients and x.grad to {}", tensors.len(), args.out.display());
+    println!(
+        "loss {loss:.6}; wrote loss, output, {} parameter gradients and x.grad to {}",
+        tensors.len(),
+        args.out.display()
+    );
     Ok(())
 }

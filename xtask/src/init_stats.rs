@@ -36,6 +36,9 @@ pub struct InitStatsArgs {
     plot: Option<PathBuf>,
 }
 
+/// One draw of the deep stack: the std after each layer, and where it exploded or vanished.
+type DeepRun = (Vec<f64>, Option<(usize, &'static str)>);
+
 /// The first experiment's schemes: (name, init, subtract after ReLU).
 fn shallow_schemes() -> Vec<(&'static str, Init, f32)> {
     vec![
@@ -68,11 +71,16 @@ fn summarize(xs: &[f64]) -> (f64, f64) {
 }
 
 pub fn run(args: InitStatsArgs) -> Result<()> {
-    anyhow::ensure!(args.draws >= 1 && args.depth >= 1 && args.width >= 1 && args.hidden >= 1, "--draws, --depth, --width and --hidden must be at least 1");
+    anyhow::ensure!(
+        args.draws >= 1 && args.depth >= 1 && args.width >= 1 && args.hidden >= 1,
+        "--draws, --depth, --width and --hidden must be at least 1"
+    );
     let splits = crate::data_cmd::load_splits("mnist", args.data_dir.as_deref(), SplitScheme::Fastai, !args.json)?;
     let valid = splits.valid.as_ref().expect("fastai split has a validation set");
     let lut = splits.normalization.lookup_table();
-    let x = Array2::from_shape_fn((valid.len(), valid.features()), |(i, j)| lut[valid.image(i)[j] as usize]);
+    let x = Array2::from_shape_fn((valid.len(), valid.features()), |(i, j)| {
+        lut[valid.image(i)[j] as usize]
+    });
 
     // Experiment 1: one layer of `hidden` units on the normalized validation set.
     let mut shallow = Vec::new();
@@ -109,7 +117,7 @@ pub fn run(args: InitStatsArgs) -> Result<()> {
     let mut deep = Vec::new();
     for relu in [false, true] {
         for (name, init, factor) in &deep_schemes {
-            let runs: Vec<(Vec<f64>, Option<(usize, &'static str)>)> = (0..deep_draws)
+            let runs: Vec<DeepRun> = (0..deep_draws)
                 .into_par_iter()
                 .map(|draw| {
                     let mut gen = rng(1000 + draw);
@@ -158,7 +166,10 @@ pub fn run(args: InitStatsArgs) -> Result<()> {
                        "std_per_layer": runs[0].0})
             })
             .collect();
-        println!("{}", json!({"draws": args.draws, "hidden": args.hidden, "shallow": shallow_json, "deep": {"depth": args.depth, "width": args.width, "draws": deep_draws, "runs": deep_json}}));
+        println!(
+            "{}",
+            json!({"draws": args.draws, "hidden": args.hidden, "shallow": shallow_json, "deep": {"depth": args.depth, "width": args.width, "draws": deep_draws, "runs": deep_json}})
+        );
     } else {
         println!(
             "lin(x) = x·Wᵀ + b on the normalized MNIST validation set ({} × {}), {} hidden units; mean ± spread over {} weight draws",
@@ -167,23 +178,49 @@ pub fn run(args: InitStatsArgs) -> Result<()> {
             args.hidden,
             args.draws
         );
-        println!("{:<20} {:>17} {:>17} {:>17} {:>17}", "scheme", "lin mean", "lin std", "relu mean", "relu std");
+        println!(
+            "{:<20} {:>17} {:>17} {:>17} {:>17}",
+            "scheme", "lin mean", "lin std", "relu mean", "relu std"
+        );
         for (name, s) in &shallow {
             let cell = |(m, d): (f64, f64)| format!("{m:>8.4} ± {d:<6.4}");
-            println!("{name:<20} {:>17} {:>17} {:>17} {:>17}", cell(s[0]), cell(s[1]), cell(s[2]), cell(s[3]));
+            println!(
+                "{name:<20} {:>17} {:>17} {:>17} {:>17}",
+                cell(s[0]),
+                cell(s[1]),
+                cell(s[2]),
+                cell(s[3])
+            );
         }
         println!();
         println!("deep stack: x ← a·x for {} layers of {} units ({} draws of a; first layer where std > 1e3 or NaN, or std < 1e-3)", args.depth, args.width, deep_draws);
-        println!("{:<20} {:<7} {:>14} {:>28}", "scheme", "relu", "std at last", "explodes / vanishes at layer");
+        println!(
+            "{:<20} {:<7} {:>14} {:>28}",
+            "scheme", "relu", "std at last", "explodes / vanishes at layer"
+        );
         for (relu, name, runs) in &deep {
             let last: Vec<f64> = runs.iter().map(|(s, _)| *s.last().unwrap_or(&f64::NAN)).collect();
-            let events: Vec<String> = runs.iter().map(|(_, e)| e.map_or("-".to_string(), |(l, w)| format!("{w} {l}"))).collect();
+            let events: Vec<String> = runs
+                .iter()
+                .map(|(_, e)| e.map_or("-".to_string(), |(l, w)| format!("{w} {l}")))
+                .collect();
             let mut unique = events.clone();
             unique.sort();
             unique.dedup();
-            let summary = if unique.len() == 1 { unique[0].clone() } else { format!("{} .. {}", events.iter().min().unwrap(), events.iter().max().unwrap()) };
-            let last_std = if last.iter().all(|v| v.is_finite()) { format!("{:.3e}", summarize(&last).0) } else { "inf/NaN".into() };
-            println!("{name:<20} {:<7} {last_std:>14} {summary:>28}", if *relu { "yes" } else { "no" });
+            let summary = if unique.len() == 1 {
+                unique[0].clone()
+            } else {
+                format!("{} .. {}", events.iter().min().unwrap(), events.iter().max().unwrap())
+            };
+            let last_std = if last.iter().all(|v| v.is_finite()) {
+                format!("{:.3e}", summarize(&last).0)
+            } else {
+                "inf/NaN".into()
+            };
+            println!(
+                "{name:<20} {:<7} {last_std:>14} {summary:>28}",
+                if *relu { "yes" } else { "no" }
+            );
         }
     }
     if let Some(path) = &args.plot {
@@ -191,10 +228,22 @@ pub fn run(args: InitStatsArgs) -> Result<()> {
             .iter()
             .map(|(relu, name, runs)| Series {
                 name: format!("{name}{}", if *relu { " +relu" } else { "" }),
-                points: runs[0].0.iter().enumerate().map(|(i, &s)| ((i + 1) as f64, s)).collect(),
+                points: runs[0]
+                    .0
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &s)| ((i + 1) as f64, s))
+                    .collect(),
             })
             .collect();
-        let chart = line_chart("std of activations per layer (log scale)", "layer", &series, true, 1000, 640);
+        let chart = line_chart(
+            "std of activations per layer (log scale)",
+            "layer",
+            &series,
+            true,
+            1000,
+            640,
+        );
         write_png_atomic(path, &chart)?;
         eprintln!("plot → {}", path.display());
     }

@@ -67,7 +67,10 @@ fn main() {
 
 /// The workspace root (where `data/` and `runs/` live by default).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask is inside the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask is inside the workspace")
+        .to_path_buf()
 }
 
 /// `--data-dir`, else `$BACKPROP_DATA`, else `<workspace>/data`.

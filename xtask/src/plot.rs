@@ -162,9 +162,16 @@ pub fn line_chart(title: &str, x_label: &str, series: &[Series], log_y: bool, wi
     let (left, right, top, bottom) = (70.0, width as f64 - 20.0, 40.0, height as f64 - 50.0);
     let ty = |y: f64| if log_y { y.log10() } else { y };
     let usable = |&(x, y): &(f64, f64)| x.is_finite() && y.is_finite() && (!log_y || y > 0.0);
-    let pts: Vec<(f64, f64)> = series.iter().flat_map(|s| s.points.iter().filter(|p| usable(p)).map(|&(x, y)| (x, ty(y)))).collect();
-    let (mut x0, mut x1) = pts.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
-    let (mut y0, mut y1) = pts.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
+    let pts: Vec<(f64, f64)> = series
+        .iter()
+        .flat_map(|s| s.points.iter().filter(|p| usable(p)).map(|&(x, y)| (x, ty(y))))
+        .collect();
+    let (mut x0, mut x1) = pts
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
+    let (mut y0, mut y1) = pts
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
     if pts.is_empty() {
         (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
     }
@@ -183,18 +190,41 @@ pub fn line_chart(title: &str, x_label: &str, series: &[Series], log_y: bool, wi
         let v = y0 + (y1 - y0) * i as f64 / 5.0;
         canvas.line((left, py(v)), (right, py(v)), grid);
         let label = if log_y { format!("1E{v:.1}") } else { format!("{v:.3}") };
-        canvas.text(left as i64 - 6 - text_width(&label, 2), py(v) as i64 - 5, &label, 2, ink);
+        canvas.text(
+            left as i64 - 6 - text_width(&label, 2),
+            py(v) as i64 - 5,
+            &label,
+            2,
+            ink,
+        );
         let xv = x0 + (x1 - x0) * i as f64 / 5.0;
         let label = format!("{xv:.0}");
-        canvas.text(px(xv) as i64 - text_width(&label, 2) / 2, bottom as i64 + 8, &label, 2, ink);
+        canvas.text(
+            px(xv) as i64 - text_width(&label, 2) / 2,
+            bottom as i64 + 8,
+            &label,
+            2,
+            ink,
+        );
     }
     canvas.line((left, top), (left, bottom), ink);
     canvas.line((left, bottom), (right, bottom), ink);
     canvas.text(left as i64, 12, title, 3, ink);
-    canvas.text(((left + right) / 2.0) as i64 - text_width(x_label, 2) / 2, bottom as i64 + 28, x_label, 2, ink);
+    canvas.text(
+        ((left + right) / 2.0) as i64 - text_width(x_label, 2) / 2,
+        bottom as i64 + 28,
+        x_label,
+        2,
+        ink,
+    );
     for (k, s) in series.iter().enumerate() {
         let color = PALETTE[k % PALETTE.len()];
-        let points: Vec<(f64, f64)> = s.points.iter().filter(|p| usable(p)).map(|&(x, y)| (px(x), py(ty(y)))).collect();
+        let points: Vec<(f64, f64)> = s
+            .points
+            .iter()
+            .filter(|p| usable(p))
+            .map(|&(x, y)| (px(x), py(ty(y))))
+            .collect();
         for w in points.windows(2) {
             canvas.line(w[0], w[1], color);
         }
@@ -221,7 +251,13 @@ pub fn digit_grid(subset: &Subset, count: usize) -> Canvas {
         for r in 0..subset.rows {
             for c in 0..subset.cols {
                 let v = 255 - subset.image(i)[r * subset.cols + c];
-                canvas.rect(gx + (c * scale) as i64, gy + 14 + (r * scale) as i64, scale as i64, scale as i64, [v, v, v]);
+                canvas.rect(
+                    gx + (c * scale) as i64,
+                    gy + 14 + (r * scale) as i64,
+                    scale as i64,
+                    scale as i64,
+                    [v, v, v],
+                );
             }
         }
     }

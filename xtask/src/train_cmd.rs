@@ -8,7 +8,9 @@ use backprop_data::Normalization;
 use backprop_init::{rng, Init};
 use backprop_model::{mlp, Sequential};
 use backprop_train::checkpoint::{self, write_atomic, METRICS_FILE, MODEL_FILE};
-use backprop_train::{evaluate, fit, BatchInfo, Callbacks, EpochReport, FitConfig, Flow, Schedule, Sgd, Task, TrainError, TrainState};
+use backprop_train::{
+    evaluate, fit, BatchInfo, Callbacks, EpochReport, FitConfig, Flow, Schedule, Sgd, Task, TrainError, TrainState,
+};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
@@ -116,7 +118,10 @@ pub fn parse_arch(text: &str) -> Result<Vec<usize>> {
         .map(|s| s.trim().parse::<usize>().ok().filter(|&n| n > 0))
         .collect::<Option<_>>()
         .with_context(|| format!("--arch `{text}`: expected positive layer sizes joined by `-`, e.g. 784-50-10"))?;
-    ensure!(sizes.len() >= 2, "--arch `{text}`: needs at least an input and an output size");
+    ensure!(
+        sizes.len() >= 2,
+        "--arch `{text}`: needs at least an input and an output size"
+    );
     Ok(sizes)
 }
 
@@ -157,7 +162,8 @@ fn configure(args: &TrainArgs) -> Result<(RunConfig, PathBuf, bool)> {
         );
         let path = dir.join("config.json");
         let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-        let mut config: RunConfig = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        let mut config: RunConfig =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
         if let Some(epochs) = args.epochs {
             config.fit.epochs = epochs;
         }
@@ -180,7 +186,8 @@ fn configure(args: &TrainArgs) -> Result<(RunConfig, PathBuf, bool)> {
     let init = args.init.clone().unwrap_or_else(|| "kaiming".into());
     Init::parse(&init)?;
     let schedule_name = args.schedule.as_deref().unwrap_or(DEFAULT_SCHEDULE);
-    let schedule = Schedule::parse(schedule_name).with_context(|| format!("--schedule `{schedule_name}`: expected constant, linear, cosine or one-cycle"))?;
+    let schedule = Schedule::parse(schedule_name)
+        .with_context(|| format!("--schedule `{schedule_name}`: expected constant, linear, cosine or one-cycle"))?;
     let fit = FitConfig {
         epochs: args.epochs.unwrap_or(DEFAULT_EPOCHS),
         batch_size: args.batch_size.unwrap_or(DEFAULT_BATCH),
@@ -196,7 +203,11 @@ fn configure(args: &TrainArgs) -> Result<(RunConfig, PathBuf, bool)> {
     ensure!((0.0..1.0).contains(&fit.momentum), "--momentum must be in [0, 1)");
     ensure!(fit.weight_decay >= 0.0, "--weight-decay must not be negative");
     let dataset = args.dataset.clone().unwrap_or_else(|| "mnist".into());
-    let out = args.out.clone().unwrap_or_else(|| crate::workspace_root().join("runs").join(format!("{dataset}-{}", timestamp())));
+    let out = args.out.clone().unwrap_or_else(|| {
+        crate::workspace_root()
+            .join("runs")
+            .join(format!("{dataset}-{}", timestamp()))
+    });
     if out.join(MODEL_FILE).exists() {
         bail!(
             "{} already holds a run: continue it with --resume {}, or choose another --out",
@@ -211,14 +222,21 @@ fn configure(args: &TrainArgs) -> Result<(RunConfig, PathBuf, bool)> {
         arch,
         init,
         fit,
-        normalization: NormalizationConfig { scale: 0.0, mean: 0.0, std: 0.0 },
+        normalization: NormalizationConfig {
+            scale: 0.0,
+            mean: 0.0,
+            std: 0.0,
+        },
     };
     Ok((config, out, false))
 }
 
 /// `YYYYmmdd-HHMMSS` in UTC.
 fn timestamp() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let (days, rem) = (secs / 86_400, secs % 86_400);
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
     let z = days as i64 + 719_468;
@@ -230,7 +248,12 @@ fn timestamp() -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + (month <= 2) as i64;
-    format!("{year:04}{month:02}{day:02}-{:02}{:02}{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// Draws progress, prints epoch lines, and checkpoints after every epoch.
@@ -256,20 +279,32 @@ impl Callbacks for Reporter {
             bar
         });
         bar.set_position(info.batch as u64);
-        if info.batch % 16 == 0 || info.batch == info.batches {
+        if info.batch.is_multiple_of(16) || info.batch == info.batches {
             bar.set_message(format!("loss {:.4}", info.loss));
         }
     }
 
-    fn on_epoch(&mut self, report: &EpochReport, model: &Sequential<f32>, sgd: &Sgd, state: &TrainState) -> Result<Flow, TrainError> {
+    fn on_epoch(
+        &mut self,
+        report: &EpochReport,
+        model: &Sequential<f32>,
+        sgd: &Sgd,
+        state: &TrainState,
+    ) -> Result<Flow, TrainError> {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
         checkpoint::save(&self.dir, model, sgd, state)?;
         self.reports.push(report.clone());
-        write_atomic(&self.dir.join(METRICS_FILE), checkpoint::metrics_csv(&self.reports).as_bytes())?;
+        write_atomic(
+            &self.dir.join(METRICS_FILE),
+            checkpoint::metrics_csv(&self.reports).as_bytes(),
+        )?;
         let valid = report.valid.as_ref().map_or(String::new(), |v| {
-            format!("  {} loss {:.4}  {} accuracy {:.4}", self.valid_name, v.loss, self.valid_name, v.accuracy)
+            format!(
+                "  {} loss {:.4}  {} accuracy {:.4}",
+                self.valid_name, v.loss, self.valid_name, v.accuracy
+            )
         });
         println!(
             "epoch {:>3}/{}  train loss {:.4}{valid}  {:.2}s  {:.0} samples/s",
@@ -280,7 +315,12 @@ impl Callbacks for Reporter {
             report.samples as f64 / report.seconds.max(1e-9)
         );
         if self.stop_after.is_some_and(|k| state.epochs_done >= k) && state.epochs_done < self.epochs {
-            println!("stopped after epoch {} of {}; continue with --resume {}", state.epochs_done, self.epochs, self.dir.display());
+            println!(
+                "stopped after epoch {} of {}; continue with --resume {}",
+                state.epochs_done,
+                self.epochs,
+                self.dir.display()
+            );
             return Ok(Flow::Stop);
         }
         Ok(Flow::Continue)
@@ -290,7 +330,9 @@ impl Callbacks for Reporter {
 pub fn run(args: TrainArgs) -> Result<()> {
     let wall = Instant::now();
     let (mut config, dir, resuming) = configure(&args)?;
-    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     ensure!(threads >= 1, "--threads must be at least 1");
     let scheme = crate::data_cmd::parse_split(&config.split, config.valid)?;
     let splits = crate::data_cmd::load_splits(&config.dataset, args.data_dir.as_deref(), scheme, !args.json)?;
@@ -304,7 +346,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
     config.normalization = splits.normalization.into();
 
     let (mut model, mut sgd, mut state) = if resuming {
-        let (model, velocity, state) = checkpoint::load(&dir).with_context(|| format!("resuming from {}", dir.display()))?;
+        let checkpoint::Saved { model, velocity, state } =
+            checkpoint::load(&dir).with_context(|| format!("resuming from {}", dir.display()))?;
         let mut sgd = Sgd::new(config.fit.momentum, config.fit.weight_decay);
         sgd.load_state(velocity);
         ensure!(
@@ -318,10 +361,17 @@ pub fn run(args: TrainArgs) -> Result<()> {
     } else {
         let init = Init::parse(&config.init)?;
         let model = mlp(&config.arch, init, &mut rng(config.fit.seed));
-        (model, Sgd::new(config.fit.momentum, config.fit.weight_decay), TrainState::default())
+        (
+            model,
+            Sgd::new(config.fit.momentum, config.fit.weight_decay),
+            TrainState::default(),
+        )
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    write_atomic(&dir.join("config.json"), serde_json::to_string_pretty(&config)?.as_bytes())?;
+    write_atomic(
+        &dir.join("config.json"),
+        serde_json::to_string_pretty(&config)?.as_bytes(),
+    )?;
 
     if !args.json {
         println!(
@@ -329,7 +379,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
             config.dataset,
             config.split,
             splits.train.len(),
-            splits.valid.as_ref().map_or(String::new(), |v| format!(", {} valid", v.len())),
+            splits
+                .valid
+                .as_ref()
+                .map_or(String::new(), |v| format!(", {} valid", v.len())),
             threads,
             dir.display()
         );
@@ -342,7 +395,14 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let mut reporter = Reporter {
         dir: dir.clone(),
         bar: None,
-        reports: if resuming { checkpoint::read_metrics_csv(&dir.join(METRICS_FILE)).into_iter().take(state.epochs_done).collect() } else { Vec::new() },
+        reports: if resuming {
+            checkpoint::read_metrics_csv(&dir.join(METRICS_FILE))
+                .into_iter()
+                .take(state.epochs_done)
+                .collect()
+        } else {
+            Vec::new()
+        },
         epochs: config.fit.epochs,
         stop_after: args.stop_after,
         valid_name,
@@ -351,7 +411,16 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let train_started = Instant::now();
     // The whole loop runs inside the pool: matrix products reach the other workers cheaply.
     let result = pool.install(|| {
-        fit(&mut model, &mut sgd, &mut state, &splits.train, Some(valid_subset), &splits.normalization, &config.fit, &mut reporter)
+        fit(
+            &mut model,
+            &mut sgd,
+            &mut state,
+            &splits.train,
+            Some(valid_subset),
+            &splits.normalization,
+            &config.fit,
+            &mut reporter,
+        )
     });
     if let Some(bar) = reporter.bar.take() {
         bar.abandon();
@@ -373,7 +442,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
         train_seconds,
         wall.elapsed().as_secs_f64()
     );
-    println!("model {}  metrics {}  curves {}", checkpoint_path.display(), dir.join(METRICS_FILE).display(), dir.join("curves.png").display());
+    println!(
+        "model {}  metrics {}  curves {}",
+        checkpoint_path.display(),
+        dir.join(METRICS_FILE).display(),
+        dir.join("curves.png").display()
+    );
     if args.json {
         let summary = json!({
             "test_accuracy": test.accuracy,
@@ -392,14 +466,23 @@ pub fn run(args: TrainArgs) -> Result<()> {
 fn draw_curves(path: &Path, reports: &[EpochReport], valid_name: &str) -> Result<()> {
     let epoch = |r: &EpochReport| r.epoch as f64;
     let series = vec![
-        Series { name: "train loss".into(), points: reports.iter().map(|r| (epoch(r), r.train_loss)).collect() },
+        Series {
+            name: "train loss".into(),
+            points: reports.iter().map(|r| (epoch(r), r.train_loss)).collect(),
+        },
         Series {
             name: format!("{valid_name} loss"),
-            points: reports.iter().filter_map(|r| r.valid.as_ref().map(|v| (epoch(r), v.loss))).collect(),
+            points: reports
+                .iter()
+                .filter_map(|r| r.valid.as_ref().map(|v| (epoch(r), v.loss)))
+                .collect(),
         },
         Series {
             name: format!("{valid_name} error"),
-            points: reports.iter().filter_map(|r| r.valid.as_ref().map(|v| (epoch(r), 1.0 - v.accuracy))).collect(),
+            points: reports
+                .iter()
+                .filter_map(|r| r.valid.as_ref().map(|v| (epoch(r), 1.0 - v.accuracy)))
+                .collect(),
         },
     ];
     let chart = line_chart("loss and error by epoch (log scale)", "epoch", &series, true, 800, 480);

@@ -69,9 +69,8 @@ pub fn download_file(
             url: url.clone(),
             total: file.size,
         });
-        let result = download_to(&agent, &url, &part, file, on_event).and_then(|()| {
-            std::fs::rename(&part, &dest).map_err(|e| format!("cannot move into place: {e}"))
-        });
+        let result = download_to(&agent, &url, &part, file, on_event)
+            .and_then(|()| std::fs::rename(&part, &dest).map_err(|e| format!("cannot move into place: {e}")));
         match result {
             Ok(()) => {
                 on_event(FetchEvent::Done {

@@ -136,9 +136,7 @@ fn decode(bytes: Vec<u8>, path: &Path, magic: u32, ndims: usize) -> Result<(Vec<
     let mut header = vec![0u8; header_len];
     // The magic number first: a file of the wrong kind is named as such even when it is shorter
     // than the header we expected.
-    reader
-        .read_exact(&mut header[..4])
-        .map_err(|e| read_err(e, "header"))?;
+    reader.read_exact(&mut header[..4]).map_err(|e| read_err(e, "header"))?;
     let word = |header: &[u8], i: usize| u32::from_be_bytes(header[4 * i..4 * i + 4].try_into().unwrap());
     let found = word(&header, 0);
     if found != magic {
@@ -155,9 +153,7 @@ fn decode(bytes: Vec<u8>, path: &Path, magic: u32, ndims: usize) -> Result<(Vec<
             format!("bad magic number {found:#010x}, expected {magic:#010x} for IDX {kind}{hint}"),
         ));
     }
-    reader
-        .read_exact(&mut header[4..])
-        .map_err(|e| read_err(e, "header"))?;
+    reader.read_exact(&mut header[4..]).map_err(|e| read_err(e, "header"))?;
     let dims: Vec<usize> = (1..=ndims).map(|i| word(&header, i) as usize).collect();
     let expected = dims
         .iter()
@@ -171,7 +167,13 @@ fn decode(bytes: Vec<u8>, path: &Path, magic: u32, ndims: usize) -> Result<(Vec<
             )
         })?;
     if !gzip && (bytes.len() as u64) < header_len as u64 + expected {
-        return Err(truncated(path, header_len as u64, expected, bytes.len() as u64 - header_len as u64, &dims));
+        return Err(truncated(
+            path,
+            header_len as u64,
+            expected,
+            bytes.len() as u64 - header_len as u64,
+            &dims,
+        ));
     }
 
     let mut data = Vec::with_capacity(expected.min(INITIAL_RESERVE) as usize);
@@ -268,7 +270,10 @@ mod tests {
         let mut raw = encode_images(&sample());
         raw.pop();
         let msg = err_text(images_from_bytes(raw.clone(), Path::new(P)));
-        assert!(msg.contains(P) && msg.contains("truncated") && msg.contains("offset 27"), "{msg}");
+        assert!(
+            msg.contains(P) && msg.contains("truncated") && msg.contains("offset 27"),
+            "{msg}"
+        );
         let msg = err_text(images_from_bytes(gzip(&raw), Path::new(P)));
         assert!(msg.contains("truncated") && msg.contains("has 11"), "{msg}");
     }

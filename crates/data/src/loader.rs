@@ -119,10 +119,7 @@ impl<'a> DataLoader<'a> {
             Order::Sequential => {}
             Order::Shuffled { seed } => self.indices = shuffled_indices(self.subset.len(), seed, epoch),
         }
-        Epoch {
-            loader: self,
-            next: 0,
-        }
+        Epoch { loader: self, next: 0 }
     }
 }
 
@@ -156,11 +153,7 @@ impl Epoch<'_, '_> {
         let index = self.next;
         self.next += 1;
         let x = ArrayView2::from_shape((end - start, features), &loader.x).expect("batch buffer has the batch's shape");
-        Some(Batch {
-            x,
-            y: &loader.y,
-            index,
-        })
+        Some(Batch { x, y: &loader.y, index })
     }
 }
 
@@ -223,7 +216,9 @@ mod tests {
     fn drop_last_skips_the_short_batch() {
         let s = subset(10);
         let norm = Normalization::none(1.0);
-        let mut loader = DataLoader::new(&s, &norm, 4, Order::Sequential).unwrap().drop_last(true);
+        let mut loader = DataLoader::new(&s, &norm, 4, Order::Sequential)
+            .unwrap()
+            .drop_last(true);
         assert_eq!(loader.num_batches(), 2);
         let mut epoch = loader.epoch(0);
         let mut count = 0;

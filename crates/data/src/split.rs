@@ -208,7 +208,7 @@ impl Splits {
         let valid = valid.then(|| Subset::from_rows("valid", &raw.train, train_end..n));
         let test = Subset::from_rows("test", &raw.test, 0..raw.test.labels.len());
         let (mean, std) = pixel_stats(&train.pixels, scheme.scale());
-        if !(std > 0.0) {
+        if std.is_nan() || std <= 0.0 {
             return Err(DataError::Invalid(format!(
                 "the training images of `{}` are all one value: they cannot be normalized",
                 raw.name
@@ -260,7 +260,10 @@ mod tests {
         let (a, b) = norm.affine();
         for (p, &exact) in norm.lookup_table().iter().enumerate() {
             let fast = p as f32 * a + b;
-            assert!((fast - exact).abs() <= 2.0 * f32::EPSILON * exact.abs().max(1.0), "{p}: {fast} vs {exact}");
+            assert!(
+                (fast - exact).abs() <= 2.0 * f32::EPSILON * exact.abs().max(1.0),
+                "{p}: {fast} vs {exact}"
+            );
         }
     }
 

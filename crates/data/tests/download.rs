@@ -90,7 +90,11 @@ fn handle(stream: &mut TcpStream, files: &[(RemoteFile, Vec<u8>)]) -> std::io::R
                 body.len()
             );
             stream.write_all(header.as_bytes())?;
-            let sent = if mode == "truncated" { body.len() / 2 } else { body.len() };
+            let sent = if mode == "truncated" {
+                body.len() / 2
+            } else {
+                body.len()
+            };
             stream.write_all(&body[..sent])?;
         }
         _ => stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?,
@@ -107,7 +111,10 @@ fn refused_base() -> String {
 
 fn leftover_files(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
-        .map(|rd| rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
+        .map(|rd| {
+            rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -144,7 +151,10 @@ fn falls_through_bad_mirrors_to_the_good_one() {
     assert_eq!(reasons.len(), 4, "{reasons:?}");
     assert!(reasons[1].contains("404"), "{reasons:?}");
     assert!(reasons[2].contains("sha256 mismatch"), "{reasons:?}");
-    assert!(reasons[3].contains("truncated") || reasons[3].contains("broken"), "{reasons:?}");
+    assert!(
+        reasons[3].contains("truncated") || reasons[3].contains("broken"),
+        "{reasons:?}"
+    );
     assert_eq!(leftover_files(&dir), vec![file.name.clone()]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -162,7 +172,9 @@ fn when_every_mirror_fails_nothing_is_left_and_each_reason_is_listed() {
     ];
     let dir = temp_dir("allfail");
     let err = download::download_file(&file, &dir, &mirrors, &mut |_| {}).unwrap_err();
-    let DataError::Download { attempts, .. } = &err else { panic!("{err}") };
+    let DataError::Download { attempts, .. } = &err else {
+        panic!("{err}")
+    };
     assert_eq!(attempts.len(), 4);
     let msg = err.to_string();
     for mirror in &mirrors {
@@ -191,7 +203,10 @@ fn fetch_then_load_a_whole_dataset() {
     assert_eq!(paths.len(), 4);
     // A second fetch finds everything present and downloads nothing.
     let mut present = 0;
-    download::fetch(&spec, &root, &mut |e| present += matches!(e, FetchEvent::Present { .. }) as usize).unwrap();
+    download::fetch(&spec, &root, &mut |e| {
+        present += matches!(e, FetchEvent::Present { .. }) as usize
+    })
+    .unwrap();
     assert_eq!(present, 4);
     let raw = dataset::load(&spec, &root).unwrap();
     assert_eq!((raw.train.images.count, raw.test.images.count), (20, 5));

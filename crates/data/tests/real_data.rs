@@ -12,9 +12,14 @@ fn close(actual: f64, expected: f64, tolerance: f64) -> bool {
 
 #[test]
 fn mnist_counts_statistics_and_both_splits() {
-    let Some(dir) = common::real_data_dir("mnist") else { return };
+    let Some(dir) = common::real_data_dir("mnist") else {
+        return;
+    };
     let raw = dataset::load(&DatasetSpec::mnist(), &dir).unwrap();
-    assert_eq!((raw.train.images.count, raw.train.images.rows, raw.train.images.cols), (60_000, 28, 28));
+    assert_eq!(
+        (raw.train.images.count, raw.train.images.rows, raw.train.images.cols),
+        (60_000, 28, 28)
+    );
     assert_eq!(raw.test.images.count, 10_000);
 
     let standard = Splits::new(&raw, SplitScheme::Standard { valid: 0 }).unwrap();
@@ -25,7 +30,10 @@ fn mnist_counts_statistics_and_both_splits() {
     );
     let norm = standard.normalization;
     // Published facts: all 60,000 training images, pixels/255.
-    assert!(close(norm.mean, 0.130660, 5e-7) && close(norm.std, 0.308108, 5e-7), "{norm:?}");
+    assert!(
+        close(norm.mean, 0.130660, 5e-7) && close(norm.std, 0.308108, 5e-7),
+        "{norm:?}"
+    );
     let (test_mean, test_std) = pixel_stats(&standard.test.pixels, 255.0);
     assert!(close(test_mean, 0.132515, 5e-7) && close(test_std, 0.310480, 5e-7));
     // After normalization the training split is exactly standardized.
@@ -35,7 +43,10 @@ fn mnist_counts_statistics_and_both_splits() {
     // fastai's mnist.pkl.gz: rows 0..50000 and 50000..60000, pixels / 256.
     let fastai = Splits::new(&raw, SplitScheme::Fastai).unwrap();
     let valid = fastai.valid.as_ref().unwrap();
-    assert_eq!((fastai.train.len(), valid.len(), fastai.test.len()), (50_000, 10_000, 10_000));
+    assert_eq!(
+        (fastai.train.len(), valid.len(), fastai.test.len()),
+        (50_000, 10_000, 10_000)
+    );
     assert_eq!(valid.image(0), raw.train.images.image(50_000));
     assert_eq!(valid.labels[..], raw.train.labels[50_000..]);
     let n = fastai.normalization;
@@ -50,7 +61,9 @@ fn mnist_counts_statistics_and_both_splits() {
 
 #[test]
 fn fashion_mnist_statistics() {
-    let Some(dir) = common::real_data_dir("fashion-mnist") else { return };
+    let Some(dir) = common::real_data_dir("fashion-mnist") else {
+        return;
+    };
     let raw = dataset::load(&DatasetSpec::fashion_mnist(), &dir).unwrap();
     let splits = Splits::new(&raw, SplitScheme::Standard { valid: 0 }).unwrap();
     assert_eq!(splits.train.label_counts(), [6000; 10]);
@@ -63,9 +76,15 @@ fn fashion_mnist_statistics() {
 #[test]
 fn the_shared_files_verify() {
     for spec in [DatasetSpec::mnist(), DatasetSpec::fashion_mnist()] {
-        let Some(dir) = common::real_data_dir(&spec.name) else { return };
+        let Some(dir) = common::real_data_dir(&spec.name) else {
+            return;
+        };
         for (name, status) in dataset::verify(&spec, &dir).unwrap() {
-            assert!(matches!(status, FileStatus::Verified(_)), "{}/{name}: {status:?}", spec.name);
+            assert!(
+                matches!(status, FileStatus::Verified(_)),
+                "{}/{name}: {status:?}",
+                spec.name
+            );
         }
     }
 }

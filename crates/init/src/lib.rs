@@ -159,7 +159,10 @@ impl Init {
             "normal" | "standard-normal" => Init::StandardNormal,
             "simple-kaiming" | "simplified-kaiming" => Init::SimplifiedKaiming,
             "kaiming" | "kaiming-normal" => Init::KAIMING_RELU,
-            "kaiming-uniform" => Init::KaimingUniform { mode: FanMode::FanIn, nonlinearity: relu },
+            "kaiming-uniform" => Init::KaimingUniform {
+                mode: FanMode::FanIn,
+                nonlinearity: relu,
+            },
             "xavier" | "xavier-normal" | "glorot" => Init::XavierNormal { gain: 1.0 },
             "xavier-uniform" | "glorot-uniform" => Init::XavierUniform { gain: 1.0 },
             "pytorch" | "pytorch-default" => Init::PytorchLinear,
@@ -175,7 +178,9 @@ impl Init {
         let fan = |mode: FanMode| if mode == FanMode::FanIn { fan_in } else { fan_out };
         match *self {
             Init::StandardNormal => Distribution1::Normal { std: 1.0 },
-            Init::SimplifiedKaiming => Distribution1::Normal { std: 1.0 / fan_in.sqrt() },
+            Init::SimplifiedKaiming => Distribution1::Normal {
+                std: 1.0 / fan_in.sqrt(),
+            },
             Init::KaimingNormal { mode, nonlinearity } => Distribution1::Normal {
                 std: calculate_gain(nonlinearity) / fan(mode).sqrt(),
             },
@@ -226,6 +231,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::approx_constant)] // the literals are the values PyTorch prints
     fn gains_match_pytorch() {
         // torch.nn.init.calculate_gain(...) for each nonlinearity
         assert_eq!(calculate_gain(Nonlinearity::Linear), 1.0);
@@ -242,7 +248,11 @@ mod tests {
         let d = Init::PytorchLinear.distribution(50, 784);
         assert_eq!(d, Distribution1::Uniform { bound: 1.0 / 28.0 });
         // Same bound as kaiming_uniform_(a=√5) written out.
-        let k = Init::KaimingUniform { mode: FanMode::FanIn, nonlinearity: Nonlinearity::LeakyRelu(5f64.sqrt()) }.distribution(50, 784);
+        let k = Init::KaimingUniform {
+            mode: FanMode::FanIn,
+            nonlinearity: Nonlinearity::LeakyRelu(5f64.sqrt()),
+        }
+        .distribution(50, 784);
         let Distribution1::Uniform { bound } = k else { panic!() };
         assert!((bound - 1.0 / 28.0).abs() < 1e-15);
     }

@@ -32,7 +32,12 @@ pub enum LayerError {
 pub type Result<T, E = LayerError> = std::result::Result<T, E>;
 
 /// Checks `got` against an expected shape where `None` means "any size".
-pub(crate) fn expect_shape(layer: &dyn Fn() -> String, what: &'static str, got: &[usize], expected: [Option<usize>; 2]) -> Result<()> {
+pub(crate) fn expect_shape(
+    layer: &dyn Fn() -> String,
+    what: &'static str,
+    got: &[usize],
+    expected: [Option<usize>; 2],
+) -> Result<()> {
     let fits = got.len() == 2 && got.iter().zip(expected).all(|(&g, e)| e.is_none_or(|e| e == g));
     if fits {
         return Ok(());

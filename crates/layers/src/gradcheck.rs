@@ -109,7 +109,11 @@ fn error(a: f64, n: f64) -> f64 {
 }
 
 /// Checks every parameter and input gradient of `module` at `input` for `objective`.
-pub fn check<M: Module<f64> + ?Sized>(module: &mut M, input: &Array2<f64>, objective: &mut dyn Objective) -> Result<Report> {
+pub fn check<M: Module<f64> + ?Sized>(
+    module: &mut M,
+    input: &Array2<f64>,
+    objective: &mut dyn Objective,
+) -> Result<Report> {
     // Analytic gradients.
     module.zero_grad();
     let output = module.forward(input.view())?;

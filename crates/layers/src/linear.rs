@@ -1,12 +1,12 @@
 //! `Linear(in, out)`: an affine map, with its weight stored as PyTorch stores it.
 
-use ndarray::{Array1, Array2, ArrayView2, ArrayViewD, ArrayViewMutD, Axis};
+use ndarray::{Array1, Array2, ArrayView2, Axis};
 
 use backprop_init::{Generator, Init};
 
 use crate::error::{expect_shape, LayerError, Result};
 use crate::float::Float;
-use crate::module::{keep, Module};
+use crate::module::{keep, Module, ParamVisitor, ParamVisitorMut};
 
 /// A fully connected layer.
 ///
@@ -91,8 +91,16 @@ impl<T: Float> Module<T> for Linear<T> {
 
     fn backward(&mut self, g: ArrayView2<T>, input_grad: bool) -> Result<Option<Array2<T>>> {
         let name = || self.name();
-        let x = self.input.as_ref().ok_or_else(|| LayerError::NoForward { layer: name() })?;
-        expect_shape(&name, "output gradient", g.shape(), [Some(x.nrows()), Some(self.out_features())])?;
+        let x = self
+            .input
+            .as_ref()
+            .ok_or_else(|| LayerError::NoForward { layer: name() })?;
+        expect_shape(
+            &name,
+            "output gradient",
+            g.shape(),
+            [Some(x.nrows()), Some(self.out_features())],
+        )?;
         // ∂W += gᵀ·x
         T::gemm(T::one(), g.t(), x.view(), T::one(), self.weight_grad.view_mut());
         // ∂b += Σ_rows g (in row order: deterministic)
@@ -108,17 +116,34 @@ impl<T: Float> Module<T> for Linear<T> {
     }
 
     fn output_features(&self, input_features: usize) -> Result<usize> {
-        expect_shape(&|| self.name(), "input", &[0, input_features], [None, Some(self.in_features())])?;
+        expect_shape(
+            &|| self.name(),
+            "input",
+            &[0, input_features],
+            [None, Some(self.in_features())],
+        )?;
         Ok(self.out_features())
     }
 
-    fn visit_parameters(&self, f: &mut dyn FnMut(&str, ArrayViewD<T>, ArrayViewD<T>)) {
-        f("weight", self.weight.view().into_dyn(), self.weight_grad.view().into_dyn());
+    fn visit_parameters(&self, f: &mut ParamVisitor<T>) {
+        f(
+            "weight",
+            self.weight.view().into_dyn(),
+            self.weight_grad.view().into_dyn(),
+        );
         f("bias", self.bias.view().into_dyn(), self.bias_grad.view().into_dyn());
     }
 
-    fn visit_parameters_mut(&mut self, f: &mut dyn FnMut(&str, ArrayViewMutD<T>, ArrayViewMutD<T>)) {
-        f("weight", self.weight.view_mut().into_dyn(), self.weight_grad.view_mut().into_dyn());
-        f("bias", self.bias.view_mut().into_dyn(), self.bias_grad.view_mut().into_dyn());
+    fn visit_parameters_mut(&mut self, f: &mut ParamVisitorMut<T>) {
+        f(
+            "weight",
+            self.weight.view_mut().into_dyn(),
+            self.weight_grad.view_mut().into_dyn(),
+        );
+        f(
+            "bias",
+            self.bias.view_mut().into_dyn(),
+            self.bias_grad.view_mut().into_dyn(),
+        );
     }
 }

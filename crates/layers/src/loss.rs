@@ -57,7 +57,9 @@ impl<T: Float> Loss<T> for Mse<T> {
     }
 
     fn backward(&mut self) -> Result<Array2<T>> {
-        self.grad.clone().ok_or_else(|| LayerError::NoForward { layer: self.name() })
+        self.grad
+            .clone()
+            .ok_or_else(|| LayerError::NoForward { layer: self.name() })
     }
 }
 
@@ -127,7 +129,9 @@ impl<T: Float> Loss<T> for CrossEntropy<T> {
     }
 
     fn backward(&mut self) -> Result<Array2<T>> {
-        self.grad.clone().ok_or_else(|| LayerError::NoForward { layer: self.name() })
+        self.grad
+            .clone()
+            .ok_or_else(|| LayerError::NoForward { layer: self.name() })
     }
 }
 

@@ -5,6 +5,11 @@ use ndarray::{Array2, ArrayView2, ArrayViewD, ArrayViewMutD};
 use crate::error::Result;
 use crate::float::Float;
 
+/// What [`Module::visit_parameters`] calls: `(name, value, gradient)`.
+pub type ParamVisitor<'a, T> = dyn FnMut(&str, ArrayViewD<T>, ArrayViewD<T>) + 'a;
+/// What [`Module::visit_parameters_mut`] calls: `(name, value, gradient)`, mutable.
+pub type ParamVisitorMut<'a, T> = dyn FnMut(&str, ArrayViewMutD<T>, ArrayViewMutD<T>) + 'a;
+
 /// A differentiable function of a batch `[B, in] → [B, out]`, possibly with parameters.
 ///
 /// **What is kept.** `forward` keeps what `backward` needs (Linear its input, ReLU its input,
@@ -29,10 +34,10 @@ pub trait Module<T: Float = f32>: Send {
     fn output_features(&self, input_features: usize) -> Result<usize>;
 
     /// Calls `f(name, value, grad)` for each parameter, in a fixed order.
-    fn visit_parameters(&self, _f: &mut dyn FnMut(&str, ArrayViewD<T>, ArrayViewD<T>)) {}
+    fn visit_parameters(&self, _f: &mut ParamVisitor<T>) {}
 
     /// Calls `f(name, value, grad)` for each parameter, mutably, in the same order.
-    fn visit_parameters_mut(&mut self, _f: &mut dyn FnMut(&str, ArrayViewMutD<T>, ArrayViewMutD<T>)) {}
+    fn visit_parameters_mut(&mut self, _f: &mut ParamVisitorMut<T>) {}
 
     /// Sets every parameter gradient to zero.
     fn zero_grad(&mut self) {

@@ -81,8 +81,16 @@ impl<T: Float> Module<T> for Relu<T> {
     }
 
     fn backward(&mut self, g: ArrayView2<T>, input_grad: bool) -> Result<Option<Array2<T>>> {
-        let x = self.input.as_ref().ok_or_else(|| LayerError::NoForward { layer: self.name() })?;
-        expect_shape(&|| self.name(), "output gradient", g.shape(), [Some(x.nrows()), Some(x.ncols())])?;
+        let x = self
+            .input
+            .as_ref()
+            .ok_or_else(|| LayerError::NoForward { layer: self.name() })?;
+        expect_shape(
+            &|| self.name(),
+            "output gradient",
+            g.shape(),
+            [Some(x.nrows()), Some(x.ncols())],
+        )?;
         if !input_grad {
             return Ok(None);
         }

@@ -20,7 +20,11 @@ use crate::float::Float;
 /// `name [d0, d1, ...]` on the first line, then one line per row of the last axis.
 pub fn format_tensor<T: Float>(name: &str, tensor: ArrayViewD<T>, decimals: usize) -> String {
     let mut out = format!("{name} {:?}\n", tensor.shape());
-    let width = tensor.iter().map(|&v| format_number(v.f64(), decimals).len()).max().unwrap_or(0);
+    let width = tensor
+        .iter()
+        .map(|&v| format_number(v.f64(), decimals).len())
+        .max()
+        .unwrap_or(0);
     let row_len = tensor.shape().last().copied().unwrap_or(1).max(1);
     let values: Vec<String> = tensor.iter().map(|&v| format_number(v.f64(), decimals)).collect();
     for row in values.chunks(row_len) {

@@ -55,8 +55,15 @@ pub struct LogSoftmax<T: Float = f32> {
 }
 
 fn check_grad<T: Float>(name: &str, kept: &Option<Array2<T>>, g: &ArrayView2<T>) -> Result<()> {
-    let y = kept.as_ref().ok_or_else(|| LayerError::NoForward { layer: name.into() })?;
-    expect_shape(&|| name.to_string(), "output gradient", g.shape(), [Some(y.nrows()), Some(y.ncols())])
+    let y = kept
+        .as_ref()
+        .ok_or_else(|| LayerError::NoForward { layer: name.into() })?;
+    expect_shape(
+        &|| name.to_string(),
+        "output gradient",
+        g.shape(),
+        [Some(y.nrows()), Some(y.ncols())],
+    )
 }
 
 impl<T: Float> Module<T> for Softmax<T> {
@@ -73,10 +80,16 @@ impl<T: Float> Module<T> for Softmax<T> {
         let s = self.output.as_ref().expect("checked");
         Ok(input_grad.then(|| {
             let mut dx = Array2::zeros(g.dim());
-            Zip::from(dx.rows_mut()).and(g.rows()).and(s.rows()).for_each(|mut d, g, s| {
-                let dot = g.iter().zip(s).fold(T::zero(), |acc, (&g, &s)| acc + g * s);
-                Zip::from(&mut d).and(&g).and(&s).for_each(|d, &g, &s| *d = s * (g - dot));
-            });
+            Zip::from(dx.rows_mut())
+                .and(g.rows())
+                .and(s.rows())
+                .for_each(|mut d, g, s| {
+                    let dot = g.iter().zip(s).fold(T::zero(), |acc, (&g, &s)| acc + g * s);
+                    Zip::from(&mut d)
+                        .and(&g)
+                        .and(&s)
+                        .for_each(|d, &g, &s| *d = s * (g - dot));
+                });
             dx
         }))
     }
@@ -99,10 +112,16 @@ impl<T: Float> Module<T> for LogSoftmax<T> {
         let y = self.output.as_ref().expect("checked");
         Ok(input_grad.then(|| {
             let mut dx = Array2::zeros(g.dim());
-            Zip::from(dx.rows_mut()).and(g.rows()).and(y.rows()).for_each(|mut d, g, y| {
-                let total = g.sum();
-                Zip::from(&mut d).and(&g).and(&y).for_each(|d, &g, &y| *d = g - y.exp() * total);
-            });
+            Zip::from(dx.rows_mut())
+                .and(g.rows())
+                .and(y.rows())
+                .for_each(|mut d, g, y| {
+                    let total = g.sum();
+                    Zip::from(&mut d)
+                        .and(&g)
+                        .and(&y)
+                        .for_each(|d, &g, &y| *d = g - y.exp() * total);
+                });
             dx
         }))
     }

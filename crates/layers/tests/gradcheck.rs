@@ -2,8 +2,9 @@
 //! included, and so does a Linear-ReLU-Linear stack with each loss.
 
 use backprop_layers::gradcheck::{self, LossObjective, Projection};
+use backprop_layers::module::{ParamVisitor, ParamVisitorMut};
 use backprop_layers::{CrossEntropy, Identity, LayerError, Linear, LogSoftmax, Module, Mse, Relu, Softmax};
-use ndarray::{Array2, ArrayView2, ArrayViewD, ArrayViewMutD};
+use ndarray::{Array2, ArrayView2};
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
@@ -30,7 +31,11 @@ fn away_from(mut x: Array2<f64>, points: &[f64]) -> Array2<f64> {
 }
 
 fn linear(inp: usize, out: usize, gen: &mut Gen) -> Linear<f64> {
-    Linear::from_parameters(normal(out, inp, gen), normal(1, out, gen).into_shape_with_order(out).unwrap()).unwrap()
+    Linear::from_parameters(
+        normal(out, inp, gen),
+        normal(1, out, gen).into_shape_with_order(out).unwrap(),
+    )
+    .unwrap()
 }
 
 fn assert_passes(report: gradcheck::Report, what: &str) {
@@ -142,12 +147,12 @@ impl Module<f64> for Stack {
     fn output_features(&self, f: usize) -> Result<usize, LayerError> {
         self.0.iter().try_fold(f, |f, m| m.output_features(f))
     }
-    fn visit_parameters(&self, f: &mut dyn FnMut(&str, ArrayViewD<f64>, ArrayViewD<f64>)) {
+    fn visit_parameters(&self, f: &mut ParamVisitor<f64>) {
         for m in &self.0 {
             m.visit_parameters(f);
         }
     }
-    fn visit_parameters_mut(&mut self, f: &mut dyn FnMut(&str, ArrayViewMutD<f64>, ArrayViewMutD<f64>)) {
+    fn visit_parameters_mut(&mut self, f: &mut ParamVisitorMut<f64>) {
         for m in &mut self.0 {
             m.visit_parameters_mut(f);
         }
@@ -173,10 +178,10 @@ fn a_wrong_backward_is_caught() {
         fn output_features(&self, f: usize) -> Result<usize, LayerError> {
             self.0.output_features(f)
         }
-        fn visit_parameters(&self, f: &mut dyn FnMut(&str, ArrayViewD<f64>, ArrayViewD<f64>)) {
+        fn visit_parameters(&self, f: &mut ParamVisitor<f64>) {
             self.0.visit_parameters(f)
         }
-        fn visit_parameters_mut(&mut self, f: &mut dyn FnMut(&str, ArrayViewMutD<f64>, ArrayViewMutD<f64>)) {
+        fn visit_parameters_mut(&mut self, f: &mut ParamVisitorMut<f64>) {
             self.0.visit_parameters_mut(f)
         }
     }

@@ -20,7 +20,8 @@ fn linear_by_hand() {
     // y = lin(x)                       # [[1.1, 1.2, 4.8], [3.1, 1.2, 9.8]]
     // y.backward(torch.ones(2, 3))     # lin.weight.grad = [[4, 6]] * 3, lin.bias.grad = [2, 2, 2]
     //                                  # x.grad = [[0.5, 3.0], [0.5, 3.0]]
-    let mut lin = Linear::from_parameters(array![[1.0f32, 0.0], [-1.0, 1.0], [0.5, 2.0]], array![0.1, 0.2, 0.3]).unwrap();
+    let mut lin =
+        Linear::from_parameters(array![[1.0f32, 0.0], [-1.0, 1.0], [0.5, 2.0]], array![0.1, 0.2, 0.3]).unwrap();
     let y = lin.forward(array![[1.0f32, 2.0], [3.0, 4.0]].view()).unwrap();
     assert_all_close(&y, &array![[1.1, 1.2, 4.8], [3.1, 1.2, 9.8]], 1e-6);
     let dx = lin.backward(Array2::ones((2, 3)).view(), true).unwrap().unwrap();
@@ -31,7 +32,8 @@ fn linear_by_hand() {
 
 #[test]
 fn gradients_accumulate_until_zero_grad() {
-    let mut lin = Linear::from_parameters(array![[1.0f32, 0.0], [-1.0, 1.0], [0.5, 2.0]], array![0.1, 0.2, 0.3]).unwrap();
+    let mut lin =
+        Linear::from_parameters(array![[1.0f32, 0.0], [-1.0, 1.0], [0.5, 2.0]], array![0.1, 0.2, 0.3]).unwrap();
     for _ in 0..2 {
         lin.forward(array![[1.0f32, 2.0], [3.0, 4.0]].view()).unwrap();
         // Skipping the input gradient keeps the parameter gradients.
@@ -60,7 +62,10 @@ fn relu_by_hand() {
     assert_all_close(&y, &array![[-0.6, 0.1, 1.0]], 1e-6);
     let dx = general.backward(Array2::ones((1, 3)).view(), true).unwrap().unwrap();
     assert_all_close(&dx, &array![[0.1, 1.0, 0.0]], 1e-7);
-    assert_eq!(Relu::<f32>::shifted().forward(array![[1.0f32, -1.0]].view()).unwrap(), array![[0.5, -0.5]]);
+    assert_eq!(
+        Relu::<f32>::shifted().forward(array![[1.0f32, -1.0]].view()).unwrap(),
+        array![[0.5, -0.5]]
+    );
 }
 
 #[test]
@@ -70,9 +75,15 @@ fn mse_by_hand() {
     // loss = (p.squeeze(-1) - t).pow(2).mean()   # 5/3
     // loss.backward()                            # p.grad = [[0], [-2/3], [4/3]]
     let mut mse = Mse::new();
-    let loss = mse.forward(array![[1.0f32], [2.0], [4.0]].view(), &[1.0, 3.0, 2.0]).unwrap();
+    let loss = mse
+        .forward(array![[1.0f32], [2.0], [4.0]].view(), &[1.0, 3.0, 2.0])
+        .unwrap();
     assert!((loss - 5.0 / 3.0).abs() < 1e-6);
-    assert_all_close(&mse.backward().unwrap(), &array![[0.0], [-2.0 / 3.0], [4.0 / 3.0]], 1e-6);
+    assert_all_close(
+        &mse.backward().unwrap(),
+        &array![[0.0], [-2.0 / 3.0], [4.0 / 3.0]],
+        1e-6,
+    );
 }
 
 #[test]
@@ -115,19 +126,45 @@ fn bad_inputs_name_the_layer_and_both_shapes() {
     let mut lin = Linear::from_parameters(Array2::<f32>::zeros((50, 784)), ndarray::Array1::zeros(50)).unwrap();
     let err = lin.forward(Array2::zeros((64, 783)).view()).unwrap_err().to_string();
     assert_eq!(err, "Linear(784 → 50): input has shape [64, 783], expected [B, 784]");
-    let err = lin.backward(Array2::zeros((64, 50)).view(), true).unwrap_err().to_string();
+    let err = lin
+        .backward(Array2::zeros((64, 50)).view(), true)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("before forward"), "{err}");
     lin.forward(Array2::zeros((64, 784)).view()).unwrap();
-    let err = lin.backward(Array2::zeros((32, 50)).view(), true).unwrap_err().to_string();
+    let err = lin
+        .backward(Array2::zeros((32, 50)).view(), true)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("[32, 50]") && err.contains("[64, 50]"), "{err}");
 
     let mut ce = CrossEntropy::new();
-    let err = ce.forward(Array2::<f32>::zeros((4, 10)).view(), &[1, 2, 3]).unwrap_err().to_string();
-    assert!(err.contains("CrossEntropy") && err.contains("3 labels") && err.contains("[4, 10]"), "{err}");
-    let err = ce.forward(Array2::<f32>::zeros((2, 10)).view(), &[1, 10]).unwrap_err().to_string();
+    let err = ce
+        .forward(Array2::<f32>::zeros((4, 10)).view(), &[1, 2, 3])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("CrossEntropy") && err.contains("3 labels") && err.contains("[4, 10]"),
+        "{err}"
+    );
+    let err = ce
+        .forward(Array2::<f32>::zeros((2, 10)).view(), &[1, 10])
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("label 10 at position 1"), "{err}");
-    let err = Mse::new().forward(Array2::<f32>::zeros((4, 2)).view(), &[0.0; 4]).unwrap_err().to_string();
-    assert!(err.contains("MSE") && err.contains("[4, 2]") && err.contains("[4, 1]"), "{err}");
-    let err = Linear::from_parameters(Array2::<f32>::zeros((3, 2)), ndarray::Array1::zeros(4)).unwrap_err().to_string();
-    assert!(err.contains("bias") && err.contains("[3]") && err.contains("[4]"), "{err}");
+    let err = Mse::new()
+        .forward(Array2::<f32>::zeros((4, 2)).view(), &[0.0; 4])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("MSE") && err.contains("[4, 2]") && err.contains("[4, 1]"),
+        "{err}"
+    );
+    let err = Linear::from_parameters(Array2::<f32>::zeros((3, 2)), ndarray::Array1::zeros(4))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("bias") && err.contains("[3]") && err.contains("[4]"),
+        "{err}"
+    );
 }

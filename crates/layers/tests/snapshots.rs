@@ -11,7 +11,10 @@ fn input(rows: usize, cols: usize, seed: u64) -> Array2<f32> {
 }
 
 fn show(parts: &[(&str, Array2<f32>)]) -> String {
-    parts.iter().map(|(name, a)| format_tensor(name, a.view().into_dyn(), 6)).collect()
+    parts
+        .iter()
+        .map(|(name, a)| format_tensor(name, a.view().into_dyn(), 6))
+        .collect()
 }
 
 #[test]
@@ -21,7 +24,13 @@ fn linear_forward_and_backward() {
     let y = lin.forward(x.view()).unwrap();
     let g = input(4, 3, 3);
     let dx = lin.backward(g.view(), true).unwrap().unwrap();
-    let mut text = show(&[("x", x), ("weight", lin.weight.clone()), ("y", y), ("grad_output", g), ("grad_input", dx)]);
+    let mut text = show(&[
+        ("x", x),
+        ("weight", lin.weight.clone()),
+        ("y", y),
+        ("grad_output", g),
+        ("grad_input", dx),
+    ]);
     text += &format_tensor("weight_grad", lin.weight_grad.view().into_dyn(), 6);
     text += &format_tensor("bias_grad", lin.bias_grad.view().into_dyn(), 6);
     insta::assert_snapshot!(text);
@@ -51,8 +60,17 @@ fn softmax_and_log_softmax() {
     let mut s = Softmax::default();
     let mut ls = LogSoftmax::default();
     let (sy, lsy) = (s.forward(x.view()).unwrap(), ls.forward(x.view()).unwrap());
-    let (sdx, lsdx) = (s.backward(g.view(), true).unwrap().unwrap(), ls.backward(g.view(), true).unwrap().unwrap());
-    insta::assert_snapshot!(show(&[("x", x), ("softmax", sy), ("softmax grad_input", sdx), ("log_softmax", lsy), ("log_softmax grad_input", lsdx)]));
+    let (sdx, lsdx) = (
+        s.backward(g.view(), true).unwrap().unwrap(),
+        ls.backward(g.view(), true).unwrap().unwrap(),
+    );
+    insta::assert_snapshot!(show(&[
+        ("x", x),
+        ("softmax", sy),
+        ("softmax grad_input", sdx),
+        ("log_softmax", lsy),
+        ("log_softmax grad_input", lsdx)
+    ]));
 }
 
 #[test]

@@ -62,6 +62,7 @@ pub(crate) fn run(path: Direct, alpha: f32, a: MatRef, b: MatRef, beta: f32, c: 
 }
 
 #[cfg(target_arch = "x86_64")]
+#[allow(clippy::needless_range_loop)] // Register tiles read best as indexed loops.
 mod x86 {
     use super::*;
     use std::arch::x86_64::*;
@@ -96,7 +97,15 @@ mod x86 {
 
     /// `C[i0.., j0..] (MR × NR) = α·A[i0.., :]·B[:, j0..] + β·C`, both operands contiguous along k.
     #[target_feature(enable = "avx512f")]
-    unsafe fn dot_tile<const MR: usize, const NR: usize>(alpha: f32, a: MatRef, b: MatRef, beta: f32, c: MatMut, i0: usize, j0: usize) {
+    unsafe fn dot_tile<const MR: usize, const NR: usize>(
+        alpha: f32,
+        a: MatRef,
+        b: MatRef,
+        beta: f32,
+        c: MatMut,
+        i0: usize,
+        j0: usize,
+    ) {
         let k = a.cols;
         let a_rows: [*const f32; MR] = std::array::from_fn(|r| a.ptr.offset((i0 + r) as isize * a.rs));
         let b_cols: [*const f32; NR] = std::array::from_fn(|s| b.ptr.offset((j0 + s) as isize * b.cs));
@@ -140,7 +149,11 @@ mod x86 {
         for j0 in (0..n).step_by(ROWS_NR) {
             let nc = ROWS_NR.min(n - j0);
             let vectors = nc.div_ceil(16);
-            let last_mask: __mmask16 = if nc % 16 == 0 { 0xffff } else { ((1u32 << (nc % 16)) - 1) as u16 };
+            let last_mask: __mmask16 = if nc % 16 == 0 {
+                0xffff
+            } else {
+                ((1u32 << (nc % 16)) - 1) as u16
+            };
             for i0 in (0..m).step_by(ROWS_MR) {
                 let mr = ROWS_MR.min(m - i0);
                 macro_rules! tile {

@@ -92,7 +92,9 @@ pub(crate) fn gemm_strided(kernel: Kernel, alpha: f32, a: MatRef, b: MatRef, bet
                 Direct::Dot => (direct::DOT_MR, 4),
                 Direct::Rows => (direct::ROWS_MR, direct::ROWS_NR),
             };
-            return split_blocks(a, b, c, threads, unit_m, unit_n, &|a, b, c| direct::run(path, alpha, a, b, beta, c));
+            return split_blocks(a, b, c, threads, unit_m, unit_n, &|a, b, c| {
+                direct::run(path, alpha, a, b, beta, c)
+            });
         }
     }
     match kernel {
@@ -105,13 +107,23 @@ pub(crate) fn gemm_strided(kernel: Kernel, alpha: f32, a: MatRef, b: MatRef, bet
 /// Splits C into `threads` fixed blocks along its longer side (in whole tiles) and runs the
 /// loop nest on each block in a rayon task.
 fn split<K: MicroKernel>(alpha: f32, a: MatRef, b: MatRef, beta: f32, c: MatMut, threads: usize) {
-    split_blocks(a, b, c, threads, K::MR, K::NR, &|a, b, c| loop_nest::<K>(alpha, a, b, beta, c))
+    split_blocks(a, b, c, threads, K::MR, K::NR, &|a, b, c| {
+        loop_nest::<K>(alpha, a, b, beta, c)
+    })
 }
 
 /// Runs `block` on the whole product, or — for a large one and `threads` > 1 — on `threads`
 /// fixed blocks of C cut along its longer side in whole tiles (`unit_m` rows or `unit_n`
 /// columns), each in a rayon task.
-fn split_blocks(a: MatRef, b: MatRef, c: MatMut, threads: usize, unit_m: usize, unit_n: usize, block: &(dyn Fn(MatRef, MatRef, MatMut) + Sync)) {
+fn split_blocks(
+    a: MatRef,
+    b: MatRef,
+    c: MatMut,
+    threads: usize,
+    unit_m: usize,
+    unit_n: usize,
+    block: &(dyn Fn(MatRef, MatRef, MatMut) + Sync),
+) {
     let (m, n, k) = (c.rows, c.cols, a.cols);
     if threads <= 1 || m * n * k < PARALLEL_THRESHOLD {
         return block(a, b, c);
@@ -164,8 +176,8 @@ fn loop_nest<K: MicroKernel>(alpha: f32, a: MatRef, b: MatRef, beta: f32, c: Mat
             for pc in (0..k).step_by(KC) {
                 let kc = KC.min(k - pc);
                 pack_b::<K>(b.sub(pc, jc, kc, nc), b_pack);
-                // β applies once, on the first pass over k; later passes accumulate.
-                let merge = if pc == 0 { Merge::Beta(beta) } else { Merge::Accumulate };
+                // β applies once, on the first pass over k; later passes accumulate (β = 1).
+                let merge_beta = if pc == 0 { beta } else { 1.0 };
                 // LOOP 3: split m into blocks of MC rows; pack the A block.
                 for ic in (0..m).step_by(MC) {
                     let mc = MC.min(m - ic);
@@ -182,7 +194,7 @@ fn loop_nest<K: MicroKernel>(alpha: f32, a: MatRef, b: MatRef, beta: f32, c: Mat
                             // and `gemm` only chooses kernels the CPU supports.
                             unsafe { K::run(kc, a_sliver, b_sliver, tile.as_mut_ptr()) };
                             let c_tile = c.sub(ic + ir, jc + jr, mr, nr);
-                            unsafe { merge_tile(&tile, K::MR, alpha, merge, c_tile) };
+                            unsafe { merge_tile(&tile, K::MR, alpha, merge_beta, c_tile) };
                         }
                     }
                 }
@@ -191,25 +203,16 @@ fn loop_nest<K: MicroKernel>(alpha: f32, a: MatRef, b: MatRef, beta: f32, c: Mat
     });
 }
 
-/// How a computed tile enters C.
-#[derive(Clone, Copy)]
-enum Merge {
-    /// `C ← β·C + α·T` (β = 0: `C ← α·T`, ignoring what C held).
-    Beta(f32),
-    /// `C ← C + α·T`.
-    Accumulate,
-}
-
-/// Merges the column-major tile `t` (leading dimension `ld`) into the `c.rows × c.cols` block.
+/// Merges the column-major tile `t` (leading dimension `ld`) into the `c.rows × c.cols` block:
+/// `C ← β·C + α·T`, or `C ← α·T` when β = 0 (whatever C held). Later passes over k use β = 1,
+/// which is exactly `C + α·T`.
 ///
 /// # Safety
 /// `c` must address valid, writable elements.
 #[inline]
-unsafe fn merge_tile(t: &[f32], ld: usize, alpha: f32, merge: Merge, c: MatMut) {
-    let update = |ci: *mut f32, v: f32| match merge {
-        Merge::Beta(beta) if beta == 0.0 => *ci = alpha * v,
-        Merge::Beta(beta) => *ci = beta * *ci + alpha * v,
-        Merge::Accumulate => *ci += alpha * v,
+unsafe fn merge_tile(t: &[f32], ld: usize, alpha: f32, beta: f32, c: MatMut) {
+    let update = |ci: *mut f32, v: f32| {
+        *ci = if beta == 0.0 { alpha * v } else { beta * *ci + alpha * v };
     };
     if c.cs == 1 && c.rs != 1 {
         // Row-major C: walk each row of C contiguously.

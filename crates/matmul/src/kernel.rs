@@ -120,6 +120,7 @@ pub(crate) type Avx512 = Portable;
 pub(crate) type Avx2Fma = Portable;
 
 #[cfg(target_arch = "x86_64")]
+#[allow(clippy::needless_range_loop)] // Register tiles read best as indexed loops.
 mod x86 {
     use super::MicroKernel;
     use std::arch::x86_64::*;

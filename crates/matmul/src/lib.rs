@@ -86,7 +86,11 @@ pub fn gemm_with(
         a.shape(),
         b.shape()
     );
-    let kernel = if kernel.is_supported() { kernel } else { Kernel::Portable };
+    let kernel = if kernel.is_supported() {
+        kernel
+    } else {
+        Kernel::Portable
+    };
     let a_ref: MatRef = Strided {
         ptr: a.as_ptr(),
         rows: m,

@@ -13,7 +13,13 @@ fn random(rows: usize, cols: usize, rng: &mut ChaCha8Rng) -> Array2<f32> {
 }
 
 /// `α·A·B + β·C` in f64, and the bound on f32 rounding error for each element.
-fn reference(alpha: f32, a: ArrayView2<f32>, b: ArrayView2<f32>, beta: f32, c: &Array2<f32>) -> (Array2<f64>, Array2<f64>) {
+fn reference(
+    alpha: f32,
+    a: ArrayView2<f32>,
+    b: ArrayView2<f32>,
+    beta: f32,
+    c: &Array2<f32>,
+) -> (Array2<f64>, Array2<f64>) {
     let (m, k, n) = (a.nrows(), a.ncols(), b.ncols());
     let mut out = Array2::zeros((m, n));
     let mut bound = Array2::zeros((m, n));
@@ -25,10 +31,15 @@ fn reference(alpha: f32, a: ArrayView2<f32>, b: ArrayView2<f32>, beta: f32, c: &
                 sum += t;
                 abs += t.abs();
             }
-            let prior = if beta == 0.0 { 0.0 } else { beta as f64 * c[[i, j]] as f64 };
+            let prior = if beta == 0.0 {
+                0.0
+            } else {
+                beta as f64 * c[[i, j]] as f64
+            };
             out[[i, j]] = alpha as f64 * sum + prior;
             // k roundings of a running f32 sum, plus the merge: a standard bound, doubled.
-            bound[[i, j]] = 2.0 * (k as f64 + 3.0) * f32::EPSILON as f64 * (alpha.abs() as f64 * abs + prior.abs()) + 1e-30;
+            bound[[i, j]] =
+                2.0 * (k as f64 + 3.0) * f32::EPSILON as f64 * (alpha.abs() as f64 * abs + prior.abs()) + 1e-30;
         }
     }
     (out, bound)
@@ -37,7 +48,10 @@ fn reference(alpha: f32, a: ArrayView2<f32>, b: ArrayView2<f32>, beta: f32, c: &
 fn assert_close(got: &Array2<f32>, want: &Array2<f64>, bound: &Array2<f64>, what: &str) {
     assert_eq!(got.shape(), want.shape(), "{what}");
     for ((idx, &g), (&w, &b)) in got.indexed_iter().zip(want.iter().zip(bound.iter())) {
-        assert!((g as f64 - w).abs() <= b, "{what}: at {idx:?} got {g}, want {w} (bound {b})");
+        assert!(
+            (g as f64 - w).abs() <= b,
+            "{what}: at {idx:?} got {g}, want {w} (bound {b})"
+        );
     }
 }
 
@@ -80,7 +94,11 @@ fn all_small_sizes_sampled() {
 fn every_k_for_a_fixed_tile() {
     let mut rng = ChaCha8Rng::seed_from_u64(2);
     for k in 0..=70 {
-        let (a, b, c) = (random(33, k, &mut rng), random(k, 11, &mut rng), random(33, 11, &mut rng));
+        let (a, b, c) = (
+            random(33, k, &mut rng),
+            random(k, 11, &mut rng),
+            random(33, 11, &mut rng),
+        );
         check(1.0, a.view(), b.view(), 0.5, &c, &format!("k={k}"));
     }
 }
@@ -105,9 +123,21 @@ fn transposed_strided_and_negative_stride_views() {
     let at = big_a.t(); // 130 × 90
     let cases: Vec<(ArrayView2<f32>, ArrayView2<f32>, &str)> = vec![
         (at.slice(s![..37, ..53]), big_b.slice(s![..53, ..41]), "Aᵀ view"),
-        (big_a.slice(s![..74;2, ..53]), big_b.t().slice_move(s![..53, ..41]), "row stride 2, Bᵀ view"),
-        (big_a.slice(s![..37, ..;2]), big_b.slice(s![..65, ..;-2]).slice_move(s![.., ..41]), "column stride 2, reversed B"),
-        (big_a.slice(s![..37;-1, ..53]), big_b.slice(s![..53;-1, ..41]), "reversed rows"),
+        (
+            big_a.slice(s![..74;2, ..53]),
+            big_b.t().slice_move(s![..53, ..41]),
+            "row stride 2, Bᵀ view",
+        ),
+        (
+            big_a.slice(s![..37, ..;2]),
+            big_b.slice(s![..65, ..;-2]).slice_move(s![.., ..41]),
+            "column stride 2, reversed B",
+        ),
+        (
+            big_a.slice(s![..37;-1, ..53]),
+            big_b.slice(s![..53;-1, ..41]),
+            "reversed rows",
+        ),
     ];
     for (a, b, what) in cases {
         check(1.0, a, b, 0.0, &c, what);
@@ -137,10 +167,26 @@ fn beta_zero_overwrites_garbage_and_k_zero_scales() {
         assert!(c.iter().all(|v| v.is_finite()), "{kernel:?}: NaN survived β = 0");
         // k = 0: C ← β·C.
         let mut c = Array2::from_elem((3, 4), 2.0f32);
-        gemm_with(kernel, 1, 1.0, Array2::zeros((3, 0)).view(), Array2::zeros((0, 4)).view(), 0.5, c.view_mut());
+        gemm_with(
+            kernel,
+            1,
+            1.0,
+            Array2::zeros((3, 0)).view(),
+            Array2::zeros((0, 4)).view(),
+            0.5,
+            c.view_mut(),
+        );
         assert!(c.iter().all(|&v| v == 1.0));
         let mut c = garbage.slice(s![..3, ..4]).to_owned();
-        gemm_with(kernel, 1, 1.0, Array2::zeros((3, 0)).view(), Array2::zeros((0, 4)).view(), 0.0, c.view_mut());
+        gemm_with(
+            kernel,
+            1,
+            1.0,
+            Array2::zeros((3, 0)).view(),
+            Array2::zeros((0, 4)).view(),
+            0.0,
+            c.view_mut(),
+        );
         assert!(c.iter().all(|&v| v == 0.0));
     }
 }
@@ -148,7 +194,13 @@ fn beta_zero_overwrites_garbage_and_k_zero_scales() {
 #[test]
 fn the_network_shapes_are_bit_identical_across_thread_counts() {
     let mut rng = ChaCha8Rng::seed_from_u64(6);
-    for (m, k, n) in [(64, 784, 50), (256, 784, 50), (1024, 784, 50), (784, 256, 50), (50, 1000, 784)] {
+    for (m, k, n) in [
+        (64, 784, 50),
+        (256, 784, 50),
+        (1024, 784, 50),
+        (784, 256, 50),
+        (50, 1000, 784),
+    ] {
         let (a, b) = (random(m, k, &mut rng), random(k, n, &mut rng));
         let c = Array2::zeros((m, n));
         check(1.0, a.view(), b.view(), 0.0, &c, &format!("{m}x{k}x{n}"));
@@ -164,7 +216,10 @@ fn the_network_shapes_are_bit_identical_across_thread_counts() {
                 pool.install(|| backprop_matmul::matmul(a.view(), b.view()))
             })
             .collect();
-        assert!(results[0].iter().zip(&results[1]).all(|(x, y)| x.to_bits() == y.to_bits()));
+        assert!(results[0]
+            .iter()
+            .zip(&results[1])
+            .all(|(x, y)| x.to_bits() == y.to_bits()));
     }
 }
 
@@ -178,7 +233,10 @@ fn every_rung_of_the_ladder_agrees_with_the_reference() {
         let at = a.t().to_owned();
         let a_t_view = at.t(); // a column-major view with the same values
         for (name, f) in [
-            ("naive_ijk", ladder::naive_ijk as fn(ArrayView2<f32>, ArrayView2<f32>) -> Array2<f32>),
+            (
+                "naive_ijk",
+                ladder::naive_ijk as fn(ArrayView2<f32>, ArrayView2<f32>) -> Array2<f32>,
+            ),
             ("naive_ikj", ladder::naive_ikj),
             ("blocked", ladder::blocked),
             ("blocked_parallel", ladder::blocked_parallel),
@@ -186,7 +244,12 @@ fn every_rung_of_the_ladder_agrees_with_the_reference() {
             ("matmul", backprop_matmul::matmul),
         ] {
             assert_close(&f(a.view(), b.view()), &want, &bound, &format!("{name} {m}x{k}x{n}"));
-            assert_close(&f(a_t_view, b.view()), &want, &bound, &format!("{name} (Aᵀ view) {m}x{k}x{n}"));
+            assert_close(
+                &f(a_t_view, b.view()),
+                &want,
+                &bound,
+                &format!("{name} (Aᵀ view) {m}x{k}x{n}"),
+            );
         }
     }
 }

@@ -24,7 +24,13 @@ pub type Tensors = BTreeMap<String, ArrayD<f32>>;
 pub fn tensors_to_bytes(tensors: &Tensors, metadata: Option<HashMap<String, String>>) -> Result<Vec<u8>, ModelError> {
     let raw: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
         .iter()
-        .map(|(name, t)| (name.clone(), t.shape().to_vec(), t.iter().flat_map(|v| v.to_le_bytes()).collect()))
+        .map(|(name, t)| {
+            (
+                name.clone(),
+                t.shape().to_vec(),
+                t.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            )
+        })
         .collect();
     let views = raw
         .iter()
@@ -82,7 +88,9 @@ pub fn to_safetensors(model: &Sequential<f32>) -> Result<Vec<u8>, ModelError> {
 pub fn load_state_dict(model: &mut Sequential<f32>, tensors: &Tensors) -> Result<(), ModelError> {
     let expected = model.parameter_shapes();
     for (key, shape) in &expected {
-        let t = tensors.get(key).ok_or_else(|| ModelError::MissingKey { key: key.clone() })?;
+        let t = tensors
+            .get(key)
+            .ok_or_else(|| ModelError::MissingKey { key: key.clone() })?;
         if t.shape() != shape.as_slice() {
             return Err(ModelError::Shape {
                 key: key.clone(),

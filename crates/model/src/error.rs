@@ -12,9 +12,17 @@ pub enum ModelError {
     #[error("checkpoint has a tensor `{key}` that the model does not have")]
     UnexpectedKey { key: String },
     #[error("tensor `{key}` has shape {got:?} in the checkpoint but {expected:?} in the model")]
-    Shape { key: String, expected: Vec<usize>, got: Vec<usize> },
+    Shape {
+        key: String,
+        expected: Vec<usize>,
+        got: Vec<usize>,
+    },
     #[error("tensor `{key}` has dtype {got}, expected {expected}")]
-    Dtype { key: String, expected: &'static str, got: String },
+    Dtype {
+        key: String,
+        expected: &'static str,
+        got: String,
+    },
     #[error(transparent)]
     Layer(#[from] LayerError),
 }

@@ -1,8 +1,9 @@
 //! `Sequential`: modules applied one after the other.
 
-use ndarray::{Array2, ArrayView2, ArrayViewD, ArrayViewMutD};
+use ndarray::{Array2, ArrayView2};
 
 use backprop_init::{Generator, Init};
+use backprop_layers::module::{ParamVisitor, ParamVisitorMut};
 use backprop_layers::{Float, LayerError, Linear, Module, Relu};
 
 /// An ordered list of modules.
@@ -66,7 +67,10 @@ impl<T: Float> Sequential<T> {
 
     /// A torchsummary-like table: index, module, output shape, parameter count, and totals.
     pub fn summary(&self, input_features: usize) -> Result<String, LayerError> {
-        let mut lines = vec![format!("{:<4} {:<28} {:<14} {:>10}", "#", "layer", "output shape", "params")];
+        let mut lines = vec![format!(
+            "{:<4} {:<28} {:<14} {:>10}",
+            "#", "layer", "output shape", "params"
+        )];
         lines.push("-".repeat(59));
         let mut features = input_features;
         for (i, m) in self.modules.iter().enumerate() {
@@ -97,7 +101,7 @@ pub fn group_thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -138,16 +142,18 @@ impl<T: Float> Module<T> for Sequential<T> {
     }
 
     fn output_features(&self, input_features: usize) -> Result<usize, LayerError> {
-        self.modules.iter().try_fold(input_features, |f, m| m.output_features(f))
+        self.modules
+            .iter()
+            .try_fold(input_features, |f, m| m.output_features(f))
     }
 
-    fn visit_parameters(&self, f: &mut dyn FnMut(&str, ArrayViewD<T>, ArrayViewD<T>)) {
+    fn visit_parameters(&self, f: &mut ParamVisitor<T>) {
         for (i, m) in self.modules.iter().enumerate() {
             m.visit_parameters(&mut |name, v, g| f(&format!("{i}.{name}"), v, g));
         }
     }
 
-    fn visit_parameters_mut(&mut self, f: &mut dyn FnMut(&str, ArrayViewMutD<T>, ArrayViewMutD<T>)) {
+    fn visit_parameters_mut(&mut self, f: &mut ParamVisitorMut<T>) {
         for (i, m) in self.modules.iter_mut().enumerate() {
             m.visit_parameters_mut(&mut |name, v, g| f(&format!("{i}.{name}"), v, g));
         }

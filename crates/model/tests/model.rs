@@ -15,8 +15,14 @@ fn f64_mlp(sizes: &[usize], seed: u64) -> Sequential<f64> {
         if i > 0 {
             model.push(Relu::new());
         }
-        let w = tensors[&format!("{}.weight", 2 * i)].mapv(|v| v as f64).into_dimensionality().unwrap();
-        let b = tensors[&format!("{}.bias", 2 * i)].mapv(|v| v as f64).into_dimensionality().unwrap();
+        let w = tensors[&format!("{}.weight", 2 * i)]
+            .mapv(|v| v as f64)
+            .into_dimensionality()
+            .unwrap();
+        let b = tensors[&format!("{}.bias", 2 * i)]
+            .mapv(|v| v as f64)
+            .into_dimensionality()
+            .unwrap();
         model.push(Linear::from_parameters(w, b).unwrap());
     }
     model
@@ -27,12 +33,28 @@ fn sequential_passes_the_gradient_check_with_each_loss() {
     let x = Init::StandardNormal.weight(5, 7, &mut rng(1)).mapv(|v| v as f64);
     let labels = [0usize, 3, 2, 1, 3];
     let mut model = f64_mlp(&[7, 6, 5, 4], 2);
-    let report = gradcheck::check(&mut model, &x, &mut LossObjective { loss: CrossEntropy::new(), target: &labels[..] }).unwrap();
+    let report = gradcheck::check(
+        &mut model,
+        &x,
+        &mut LossObjective {
+            loss: CrossEntropy::new(),
+            target: &labels[..],
+        },
+    )
+    .unwrap();
     assert!(report.max_error() < 1e-6, "{report}");
     assert_eq!(report.checked, 7 * 6 + 6 + 6 * 5 + 5 + 5 * 4 + 4 + 5 * 7);
     let targets = [1.0, 2.0, 3.0, 4.0, 5.0];
     let mut model = f64_mlp(&[7, 6, 1], 3);
-    let report = gradcheck::check(&mut model, &x, &mut LossObjective { loss: Mse::new(), target: &targets[..] }).unwrap();
+    let report = gradcheck::check(
+        &mut model,
+        &x,
+        &mut LossObjective {
+            loss: Mse::new(),
+            target: &targets[..],
+        },
+    )
+    .unwrap();
     assert!(report.max_error() < 1e-6, "{report}");
 }
 
@@ -54,7 +76,10 @@ fn first_layer_input_gradient_is_skipped_in_training() {
     model.backward_params(Array2::ones(y.dim()).view()).unwrap();
     model.visit_parameters(&mut |name, _, g| {
         let twice = &first.iter().find(|(n, _)| n == name).unwrap().1;
-        assert!(twice.iter().zip(g.iter()).all(|(t, g)| (t - 2.0 * g).abs() <= 1e-6 * t.abs().max(1.0)));
+        assert!(twice
+            .iter()
+            .zip(g.iter())
+            .all(|(t, g)| (t - 2.0 * g).abs() <= 1e-6 * t.abs().max(1.0)));
     });
 }
 
@@ -97,20 +122,33 @@ fn loading_names_the_key_and_both_shapes() {
 
     let mut wrong: Tensors = good.clone();
     wrong.insert("2.weight".into(), ArrayD::zeros(IxDyn(&[2, 5])));
-    let err = checkpoint::load_state_dict(&mut target, &wrong).unwrap_err().to_string();
-    assert_eq!(err, "tensor `2.weight` has shape [2, 5] in the checkpoint but [2, 3] in the model");
+    let err = checkpoint::load_state_dict(&mut target, &wrong)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "tensor `2.weight` has shape [2, 5] in the checkpoint but [2, 3] in the model"
+    );
 
     let mut missing = good.clone();
     missing.remove("0.bias");
     let err = checkpoint::load_state_dict(&mut target, &missing).unwrap_err();
-    assert!(matches!(&err, ModelError::MissingKey { key } if key == "0.bias"), "{err}");
+    assert!(
+        matches!(&err, ModelError::MissingKey { key } if key == "0.bias"),
+        "{err}"
+    );
 
     let mut extra = good.clone();
     extra.insert("4.weight".into(), ArrayD::zeros(IxDyn(&[1, 2])));
     let err = checkpoint::load_state_dict(&mut target, &extra).unwrap_err();
-    assert!(err.to_string().contains("`4.weight` that the model does not have"), "{err}");
+    assert!(
+        err.to_string().contains("`4.weight` that the model does not have"),
+        "{err}"
+    );
 
-    let err = checkpoint::tensors_from_bytes(b"not safetensors").unwrap_err().to_string();
+    let err = checkpoint::tensors_from_bytes(b"not safetensors")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("not valid safetensors"), "{err}");
     // A gap in the layer indices is not an MLP of Linear and ReLU layers.
     let mut gap = good.clone();
@@ -118,7 +156,10 @@ fn loading_names_the_key_and_both_shapes() {
     let b = gap.remove("2.bias").unwrap();
     gap.insert("4.weight".into(), w);
     gap.insert("4.bias".into(), b);
-    assert!(checkpoint::mlp_from_tensors(&gap).unwrap_err().to_string().contains("layer index 4"));
+    assert!(checkpoint::mlp_from_tensors(&gap)
+        .unwrap_err()
+        .to_string()
+        .contains("layer index 4"));
 }
 
 /// A file laid out as `safetensors.torch.save_file(model.state_dict(), path)` writes it for
@@ -137,7 +178,10 @@ fn a_pytorch_style_file_loads() {
     for (name, shape, values) in &tensors {
         let start = data.len();
         data.extend(values.iter().flat_map(|v| v.to_le_bytes()));
-        header += &format!(",\"{name}\":{{\"dtype\":\"F32\",\"shape\":{shape:?},\"data_offsets\":[{start},{}]}}", data.len());
+        header += &format!(
+            ",\"{name}\":{{\"dtype\":\"F32\",\"shape\":{shape:?},\"data_offsets\":[{start},{}]}}",
+            data.len()
+        );
     }
     header += "}";
     while header.len() % 8 != 0 {

@@ -25,9 +25,15 @@ pub const METRICS_FILE: &str = "metrics.csv";
 
 /// Writes `bytes` to `path` atomically: temporary file, fsync, rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let result = (|| {
         let mut file = std::fs::File::create(&temp)?;
@@ -61,11 +67,23 @@ pub fn save(dir: &Path, model: &Sequential<f32>, sgd: &Sgd, state: &TrainState) 
     write_atomic(&dir.join(MODEL_FILE), &checkpoint::to_safetensors(model)?)
 }
 
-/// Reads what [`save`] wrote: the model (rebuilt as an MLP), momentum buffers, and state.
-pub fn load(dir: &Path) -> Result<(Sequential<f32>, BTreeMap<String, ndarray::ArrayD<f32>>, TrainState), TrainError> {
+/// What [`load`] reads back.
+pub struct Saved {
+    /// The model, rebuilt as an MLP from its tensors.
+    pub model: Sequential<f32>,
+    /// Momentum buffers by parameter name (for [`Sgd::load_state`]).
+    pub velocity: BTreeMap<String, ndarray::ArrayD<f32>>,
+    pub state: TrainState,
+}
+
+/// Reads what [`save`] wrote.
+pub fn load(dir: &Path) -> Result<Saved, TrainError> {
     let path = dir.join(STATE_FILE);
     let bytes = std::fs::read(&path).map_err(|e| TrainError::io(&path, e))?;
-    let bad = |problem: String| TrainError::Checkpoint { path: path.clone(), problem };
+    let bad = |problem: String| TrainError::Checkpoint {
+        path: path.clone(),
+        problem,
+    };
     let (tensors, metadata) = checkpoint::tensors_from_bytes(&bytes).map_err(|e| bad(e.to_string()))?;
     let number = |key: &str| -> Result<u64, TrainError> {
         metadata
@@ -88,18 +106,20 @@ pub fn load(dir: &Path) -> Result<(Sequential<f32>, BTreeMap<String, ndarray::Ar
         }
     }
     let model = checkpoint::mlp_from_tensors(&model_tensors).map_err(|e| bad(e.to_string()))?;
-    Ok((model, velocity, state))
+    Ok(Saved { model, velocity, state })
 }
 
 /// `metrics.csv` for the epochs so far.
 pub fn metrics_csv(reports: &[EpochReport]) -> String {
     let mut csv = String::from("epoch,train_loss,valid_loss,valid_accuracy,seconds,samples\n");
     for r in reports {
-        let (vl, va) = r
-            .valid
-            .as_ref()
-            .map_or((String::new(), String::new()), |v| (format!("{:.6}", v.loss), format!("{:.6}", v.accuracy)));
-        csv += &format!("{},{:.6},{vl},{va},{:.4},{}\n", r.epoch, r.train_loss, r.seconds, r.samples);
+        let (vl, va) = r.valid.as_ref().map_or((String::new(), String::new()), |v| {
+            (format!("{:.6}", v.loss), format!("{:.6}", v.accuracy))
+        });
+        csv += &format!(
+            "{},{:.6},{vl},{va},{:.4},{}\n",
+            r.epoch, r.train_loss, r.seconds, r.samples
+        );
     }
     csv
 }

@@ -14,7 +14,12 @@ pub enum TrainError {
         "the loss is {value} at epoch {epoch}, batch {batch} (learning rate {lr}); training stopped. \
          Try a lower learning rate (--lr) or less momentum; the last good checkpoint is kept"
     )]
-    NonFinite { epoch: usize, batch: usize, value: f32, lr: f32 },
+    NonFinite {
+        epoch: usize,
+        batch: usize,
+        value: f32,
+        lr: f32,
+    },
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,

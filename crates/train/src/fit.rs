@@ -85,7 +85,13 @@ pub trait Callbacks {
     /// After every optimizer step.
     fn on_batch(&mut self, _info: &BatchInfo) {}
     /// After every epoch, with everything needed to checkpoint.
-    fn on_epoch(&mut self, _report: &EpochReport, _model: &Sequential<f32>, _sgd: &Sgd, _state: &TrainState) -> Result<Flow, TrainError> {
+    fn on_epoch(
+        &mut self,
+        _report: &EpochReport,
+        _model: &Sequential<f32>,
+        _sgd: &Sgd,
+        _state: &TrainState,
+    ) -> Result<Flow, TrainError> {
         Ok(Flow::Continue)
     }
 }
@@ -106,7 +112,12 @@ pub fn fit(
     config: &FitConfig,
     callbacks: &mut dyn Callbacks,
 ) -> Result<Vec<EpochReport>, TrainError> {
-    let mut loader = DataLoader::new(train, normalization, config.batch_size, Order::Shuffled { seed: config.seed })?;
+    let mut loader = DataLoader::new(
+        train,
+        normalization,
+        config.batch_size,
+        Order::Shuffled { seed: config.seed },
+    )?;
     let batches = loader.num_batches();
     let total_steps = (config.epochs * batches) as u64;
     let mut objective = Objective::new(config.task);

@@ -36,7 +36,9 @@ impl Sgd {
         let velocity = &mut self.velocity;
         model.visit_parameters_mut(&mut |name, mut value, grad| {
             if momentum == 0.0 {
-                Zip::from(&mut value).and(&grad).for_each(|p, &g| *p -= lr * (g + decay * *p));
+                Zip::from(&mut value)
+                    .and(&grad)
+                    .for_each(|p, &g| *p -= lr * (g + decay * *p));
                 return;
             }
             let v = velocity

@@ -35,7 +35,11 @@ impl Schedule {
 
     /// The learning rate at `step` of `total` steps, for a base (peak) rate `lr`.
     pub fn lr_at(&self, lr: f32, step: u64, total: u64) -> f32 {
-        let t = if total == 0 { 0.0 } else { (step as f64 / total as f64).min(1.0) };
+        let t = if total == 0 {
+            0.0
+        } else {
+            (step as f64 / total as f64).min(1.0)
+        };
         let lr = lr as f64;
         let cos = |start: f64, end: f64, t: f64| start + (1.0 + (PI * (1.0 - t)).cos()) * (end - start) / 2.0;
         let rate = match self {

@@ -81,7 +81,11 @@ impl Objective {
     pub fn predictions(&self, output: ArrayView2<f32>) -> Vec<usize> {
         match self.task {
             Task::Classification => argmax_rows(output),
-            Task::Regression => output.column(0).iter().map(|&v| v.round().clamp(0.0, 9.0) as usize).collect(),
+            Task::Regression => output
+                .column(0)
+                .iter()
+                .map(|&v| v.round().clamp(0.0, 9.0) as usize)
+                .collect(),
         }
     }
 }
