@@ -272,63 +272,52 @@ fn matmul(args: &BenchArgs) -> Result<()> {
             }
         }
     }
-    // numpy, when it is installed: the same shapes in a child process.
+    // numpy, when it is installed: the same shapes in a child process per thread count (BLAS
+    // threads are fixed when the library loads).
     let shape_list: Vec<_> = shapes.iter().map(|s| json!([s.m, s.k, s.n, s.a_transposed])).collect();
     let script = format!(
         r#"
 import json, os, time, numpy as np
-for threads in (1, 2):
-    try:
-        from threadpoolctl import threadpool_limits
-        ctx = threadpool_limits(threads)
-    except ImportError:
-        ctx = None
-        if threads == 2: break
-    for m, k, n, at in {shapes}:
-        a = (np.random.rand(k, m).astype(np.float32).T if at else np.random.rand(m, k).astype(np.float32))
-        b = np.random.rand(k, n).astype(np.float32)
-        a @ b
-        it = 1
-        while True:
-            t = time.perf_counter()
-            for _ in range(it): a @ b
-            if time.perf_counter() - t > {min_sample}: break
-            it *= 2
-        ts = []
-        for _ in range({samples}):
-            t = time.perf_counter()
-            for _ in range(it): a @ b
-            ts.append((time.perf_counter() - t) / it)
-        ts.sort()
-        print(json.dumps({{"impl": "numpy", "m": m, "k": k, "n": n, "threads": threads, "gflops": 2*m*n*k/ts[len(ts)//2]/1e9}}))
+threads = int(os.environ["OPENBLAS_NUM_THREADS"])
+for m, k, n, at in {shapes}:
+    a = (np.random.rand(k, m).astype(np.float32).T if at else np.random.rand(m, k).astype(np.float32))
+    b = np.random.rand(k, n).astype(np.float32)
+    a @ b
+    it = 1
+    while True:
+        t = time.perf_counter()
+        for _ in range(it): a @ b
+        if time.perf_counter() - t > {min_sample}: break
+        it *= 2
+    ts = []
+    for _ in range({samples}):
+        t = time.perf_counter()
+        for _ in range(it): a @ b
+        ts.append((time.perf_counter() - t) / it)
+    ts.sort()
+    print(json.dumps({{"impl": "numpy", "m": m, "k": k, "n": n, "threads": threads, "gflops": 2*m*n*k/ts[len(ts)//2]/1e9}}))
 "#,
-        shapes = serde_json::to_string(&shape_list)?
-            .replace("true", "True")
-            .replace("false", "False"),
+        shapes = serde_json::to_string(&shape_list)?.replace("true", "True").replace("false", "False"),
     );
-    let numpy = run_python(
-        &args.python,
-        &script,
-        &[("OMP_NUM_THREADS", "1"), ("OPENBLAS_NUM_THREADS", "2")],
-    );
-    match numpy {
-        Ok(lines) => {
-            for row in lines {
-                if !args.json {
-                    println!(
-                        "{:<22} {:>18} {:>8} {:>10.1} {:>7.0}%",
-                        "numpy",
-                        format!("{},{},{}", row["m"], row["k"], row["n"]),
-                        row["threads"],
-                        row["gflops"].as_f64().unwrap_or(f64::NAN),
-                        100.0 * row["gflops"].as_f64().unwrap_or(f64::NAN)
-                            / peak[row["threads"].as_u64().unwrap_or(1) as usize - 1]
-                    );
+    for threads in ["1", "2"] {
+        let env = [("OPENBLAS_NUM_THREADS", threads), ("OMP_NUM_THREADS", threads), ("MKL_NUM_THREADS", threads)];
+        match run_python(&args.python, &script, &env) {
+            Ok(lines) => {
+                for row in lines {
+                    if !args.json {
+                        let gflops = row["gflops"].as_f64().unwrap_or(f64::NAN);
+                        let t = row["threads"].as_u64().unwrap_or(1) as usize;
+                        let label = format!("{},{},{}", row["m"], row["k"], row["n"]);
+                        println!("{:<22} {label:>18} {t:>8} {gflops:>10.1} {:>7.0}%", "numpy", 100.0 * gflops / peak[t - 1]);
+                    }
+                    rows.push(row);
                 }
-                rows.push(row);
+            }
+            Err(e) => {
+                eprintln!("numpy anchor skipped (`{} -c 'import numpy'` must work; set BACKPROP_PYTHON): {e}", args.python);
+                break;
             }
         }
-        Err(e) => eprintln!("numpy anchor skipped: {e}"),
     }
     if args.json {
         for row in rows {

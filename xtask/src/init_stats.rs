@@ -39,6 +39,25 @@ pub struct InitStatsArgs {
 /// One draw of the deep stack: the std after each layer, and where it exploded or vanished.
 type DeepRun = (Vec<f64>, Option<(usize, &'static str)>);
 
+/// "explodes 10/10 (layers 20-21)", "stable 7/10, explodes 3/10 (layers 84-99)".
+fn describe_events(runs: &[DeepRun]) -> String {
+    let n = runs.len();
+    let mut parts = Vec::new();
+    let stable = runs.iter().filter(|(_, e)| e.is_none()).count();
+    if stable > 0 {
+        parts.push(format!("stable {stable}/{n}"));
+    }
+    for what in ["explodes", "vanishes"] {
+        let layers: Vec<usize> =
+            runs.iter().filter_map(|(_, e)| e.filter(|(_, w)| *w == what).map(|(l, _)| l)).collect();
+        if let (Some(lo), Some(hi)) = (layers.iter().min(), layers.iter().max()) {
+            let span = if lo == hi { format!("layer {lo}") } else { format!("layers {lo}-{hi}") };
+            parts.push(format!("{what} {}/{n} ({span})", layers.len()));
+        }
+    }
+    parts.join(", ")
+}
+
 /// The first experiment's schemes: (name, init, subtract after ReLU).
 fn shallow_schemes() -> Vec<(&'static str, Init, f32)> {
     vec![
@@ -59,7 +78,9 @@ fn mean_std(values: impl Iterator<Item = f32>) -> (f64, f64) {
         sum_sq += v * v;
     }
     let mean = sum / n;
-    (mean, ((sum_sq - n * mean * mean) / (n - 1.0)).max(0.0).sqrt())
+    let var = (sum_sq - n * mean * mean) / (n - 1.0);
+    // Rounding can make a tiny variance negative; NaN (from inf) must stay NaN.
+    (mean, if var < 0.0 { 0.0 } else { var.sqrt() })
 }
 
 /// Average and spread (std across draws) of a statistic.
@@ -195,30 +216,19 @@ pub fn run(args: InitStatsArgs) -> Result<()> {
         println!();
         println!("deep stack: x ← a·x for {} layers of {} units ({} draws of a; first layer where std > 1e3 or NaN, or std < 1e-3)", args.depth, args.width, deep_draws);
         println!(
-            "{:<20} {:<7} {:>14} {:>28}",
-            "scheme", "relu", "std at last", "explodes / vanishes at layer"
+            "{:<20} {:<5} {:>14}  {}",
+            "scheme", "relu", "std at last", "what happens (draws, layers)"
         );
         for (relu, name, runs) in &deep {
             let last: Vec<f64> = runs.iter().map(|(s, _)| *s.last().unwrap_or(&f64::NAN)).collect();
-            let events: Vec<String> = runs
-                .iter()
-                .map(|(_, e)| e.map_or("-".to_string(), |(l, w)| format!("{w} {l}")))
-                .collect();
-            let mut unique = events.clone();
-            unique.sort();
-            unique.dedup();
-            let summary = if unique.len() == 1 {
-                unique[0].clone()
-            } else {
-                format!("{} .. {}", events.iter().min().unwrap(), events.iter().max().unwrap())
-            };
+            let summary = describe_events(runs);
             let last_std = if last.iter().all(|v| v.is_finite()) {
                 format!("{:.3e}", summarize(&last).0)
             } else {
                 "inf/NaN".into()
             };
             println!(
-                "{name:<20} {:<7} {last_std:>14} {summary:>28}",
+                "{name:<20} {:<5} {last_std:>14}  {summary}",
                 if *relu { "yes" } else { "no" }
             );
         }

@@ -8,7 +8,7 @@ use backprop_data::Subset;
 
 pub type Rgb = [u8; 3];
 
-pub const PALETTE: [Rgb; 8] = [
+pub const PALETTE: [Rgb; 12] = [
     [31, 119, 180],
     [255, 127, 14],
     [44, 160, 44],
@@ -17,6 +17,10 @@ pub const PALETTE: [Rgb; 8] = [
     [140, 86, 75],
     [227, 119, 194],
     [127, 127, 127],
+    [188, 189, 34],
+    [23, 190, 207],
+    [0, 0, 0],
+    [120, 200, 120],
 ];
 
 pub struct Canvas {
