@@ -33,6 +33,9 @@ pub struct BenchArgs {
     quick: bool,
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Only these matmul shapes: `m,k,n` (append `,at` for A as a transposed view, `,bt` for B).
+    #[arg(long = "shape")]
+    shapes: Vec<String>,
     /// The Python interpreter for the numpy / PyTorch anchors.
     #[arg(long, env = "BACKPROP_PYTHON", default_value = "python3")]
     python: String,
@@ -168,37 +171,60 @@ struct Shape {
     n: usize,
     /// A is the transposed view of a k × m array (as Xᵀ in ∂W = gᵀ·x).
     a_transposed: bool,
+    /// B is the transposed view of an n × k array (as Wᵀ in x·Wᵀ).
+    b_transposed: bool,
+}
+
+fn parse_shape(text: &str) -> Result<Shape> {
+    let parts: Vec<&str> = text.split(',').collect();
+    let dims: Vec<usize> = parts
+        .iter()
+        .take(3)
+        .map(|p| p.trim().parse())
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("--shape `{text}`: expected m,k,n[,at][,bt]"))?;
+    anyhow::ensure!(
+        dims.len() == 3 && dims.iter().all(|&d| d > 0),
+        "--shape `{text}`: expected three positive sizes m,k,n"
+    );
+    Ok(Shape {
+        m: dims[0],
+        k: dims[1],
+        n: dims[2],
+        a_transposed: parts[3..].contains(&"at"),
+        b_transposed: parts[3..].contains(&"bt"),
+    })
 }
 
 fn matmul(args: &BenchArgs) -> Result<()> {
-    let shapes: Vec<Shape> = if args.quick {
-        vec![
-            Shape {
-                m: 64,
-                k: 784,
-                n: 50,
-                a_transposed: false,
-            },
-            Shape {
-                m: 128,
-                k: 128,
-                n: 128,
-                a_transposed: false,
-            },
-        ]
+    let shapes: Vec<Shape> = if !args.shapes.is_empty() {
+        args.shapes.iter().map(|s| parse_shape(s)).collect::<Result<_>>()?
+    } else if args.quick {
+        ["64,784,50", "128,128,128"]
+            .into_iter()
+            .map(parse_shape)
+            .collect::<Result<_>>()?
     } else {
+        // The issue's anchors, then the network's own layouts: x·Wᵀ (B a transposed view),
+        // gᵀ·x (A a transposed view, n = 784) and g·W.
         [
-            (256, 256, 256, false),
-            (1024, 1024, 1024, false),
-            (64, 784, 50, false),
-            (256, 784, 50, false),
-            (1024, 784, 50, false),
-            (784, 256, 50, true),
-            (10000, 784, 50, false),
+            "256,256,256",
+            "1024,1024,1024",
+            "64,784,50",
+            "256,784,50",
+            "1024,784,50",
+            "784,256,50,at",
+            "10000,784,50",
+            "64,784,50,bt",
+            "1024,784,50,bt",
+            "10000,784,50,bt",
+            "50,64,784,at",
+            "50,1024,784,at",
+            "64,50,784",
         ]
         .into_iter()
-        .map(|(m, k, n, a_transposed)| Shape { m, k, n, a_transposed })
-        .collect()
+        .map(parse_shape)
+        .collect::<Result<_>>()?
     };
     let (samples, min_sample) = if args.quick { (3, 0.005) } else { (9, 0.05) };
     let peak = [fma_peak(1), fma_peak(2)];
@@ -228,9 +254,20 @@ fn matmul(args: &BenchArgs) -> Result<()> {
         let size = m * n * k;
         let mut record = |name: &str, threads: usize, seconds: f64| {
             let gflops = flops / seconds / 1e9;
-            rows.push(json!({"impl": name, "m": m, "k": k, "n": n, "threads": threads, "gflops": gflops}));
+            let layout = format!(
+                "{}{}",
+                if shape.a_transposed { "t" } else { "n" },
+                if shape.b_transposed { "t" } else { "n" }
+            );
+            rows.push(
+                json!({"impl": name, "m": m, "k": k, "n": n, "threads": threads, "gflops": gflops, "layout": layout}),
+            );
             if !args.json {
-                let label = format!("{m},{k},{n}{}", if shape.a_transposed { " (Aᵀ)" } else { "" });
+                let label = format!(
+                    "{m},{k},{n}{}{}",
+                    if shape.a_transposed { " (Aᵀ)" } else { "" },
+                    if shape.b_transposed { " (Bᵀ)" } else { "" }
+                );
                 println!(
                     "{name:<22} {label:>18} {threads:>8} {gflops:>10.1} {:>7.0}%",
                     100.0 * gflops / peak[threads - 1]
@@ -274,14 +311,17 @@ fn matmul(args: &BenchArgs) -> Result<()> {
     }
     // numpy, when it is installed: the same shapes in a child process per thread count (BLAS
     // threads are fixed when the library loads).
-    let shape_list: Vec<_> = shapes.iter().map(|s| json!([s.m, s.k, s.n, s.a_transposed])).collect();
+    let shape_list: Vec<_> = shapes
+        .iter()
+        .map(|s| json!([s.m, s.k, s.n, s.a_transposed, s.b_transposed]))
+        .collect();
     let script = format!(
         r#"
 import json, os, time, numpy as np
 threads = int(os.environ["OPENBLAS_NUM_THREADS"])
-for m, k, n, at in {shapes}:
+for m, k, n, at, bt in {shapes}:
     a = (np.random.rand(k, m).astype(np.float32).T if at else np.random.rand(m, k).astype(np.float32))
-    b = np.random.rand(k, n).astype(np.float32)
+    b = (np.random.rand(n, k).astype(np.float32).T if bt else np.random.rand(k, n).astype(np.float32))
     a @ b
     it = 1
     while True:
@@ -295,26 +335,45 @@ for m, k, n, at in {shapes}:
         for _ in range(it): a @ b
         ts.append((time.perf_counter() - t) / it)
     ts.sort()
-    print(json.dumps({{"impl": "numpy", "m": m, "k": k, "n": n, "threads": threads, "gflops": 2*m*n*k/ts[len(ts)//2]/1e9}}))
+    print(json.dumps({{"impl": "numpy", "m": m, "k": k, "n": n, "threads": threads, "gflops": 2*m*n*k/ts[len(ts)//2]/1e9, "layout": ("t" if at else "n") + ("t" if bt else "n")}}))
 "#,
-        shapes = serde_json::to_string(&shape_list)?.replace("true", "True").replace("false", "False"),
+        shapes = serde_json::to_string(&shape_list)?
+            .replace("true", "True")
+            .replace("false", "False"),
     );
     for threads in ["1", "2"] {
-        let env = [("OPENBLAS_NUM_THREADS", threads), ("OMP_NUM_THREADS", threads), ("MKL_NUM_THREADS", threads)];
+        let env = [
+            ("OPENBLAS_NUM_THREADS", threads),
+            ("OMP_NUM_THREADS", threads),
+            ("MKL_NUM_THREADS", threads),
+        ];
         match run_python(&args.python, &script, &env) {
             Ok(lines) => {
                 for row in lines {
                     if !args.json {
                         let gflops = row["gflops"].as_f64().unwrap_or(f64::NAN);
                         let t = row["threads"].as_u64().unwrap_or(1) as usize;
-                        let label = format!("{},{},{}", row["m"], row["k"], row["n"]);
-                        println!("{:<22} {label:>18} {t:>8} {gflops:>10.1} {:>7.0}%", "numpy", 100.0 * gflops / peak[t - 1]);
+                        let label = format!(
+                            "{},{},{} {}",
+                            row["m"],
+                            row["k"],
+                            row["n"],
+                            row["layout"].as_str().unwrap_or("")
+                        );
+                        println!(
+                            "{:<22} {label:>18} {t:>8} {gflops:>10.1} {:>7.0}%",
+                            "numpy",
+                            100.0 * gflops / peak[t - 1]
+                        );
                     }
                     rows.push(row);
                 }
             }
             Err(e) => {
-                eprintln!("numpy anchor skipped (`{} -c 'import numpy'` must work; set BACKPROP_PYTHON): {e}", args.python);
+                eprintln!(
+                    "numpy anchor skipped (`{} -c 'import numpy'` must work; set BACKPROP_PYTHON): {e}",
+                    args.python
+                );
                 break;
             }
         }

@@ -48,10 +48,16 @@ fn describe_events(runs: &[DeepRun]) -> String {
         parts.push(format!("stable {stable}/{n}"));
     }
     for what in ["explodes", "vanishes"] {
-        let layers: Vec<usize> =
-            runs.iter().filter_map(|(_, e)| e.filter(|(_, w)| *w == what).map(|(l, _)| l)).collect();
+        let layers: Vec<usize> = runs
+            .iter()
+            .filter_map(|(_, e)| e.filter(|(_, w)| *w == what).map(|(l, _)| l))
+            .collect();
         if let (Some(lo), Some(hi)) = (layers.iter().min(), layers.iter().max()) {
-            let span = if lo == hi { format!("layer {lo}") } else { format!("layers {lo}-{hi}") };
+            let span = if lo == hi {
+                format!("layer {lo}")
+            } else {
+                format!("layers {lo}-{hi}")
+            };
             parts.push(format!("{what} {}/{n} ({span})", layers.len()));
         }
     }

@@ -20,11 +20,14 @@ fn load(c: &mut Criterion) {
     }
     let mut group = c.benchmark_group("mnist");
     group.sample_size(10);
-    group.bench_function("load and decode four files", |b| b.iter(|| dataset::load(&spec, &dir).unwrap()));
+    group.bench_function("load and decode four files", |b| {
+        b.iter(|| dataset::load(&spec, &dir).unwrap())
+    });
     let raw = dataset::load(&spec, &dir).unwrap();
     let splits = Splits::new(&raw, SplitScheme::Standard { valid: 0 }).unwrap();
     for batch in [64, 1024] {
-        let mut loader = DataLoader::new(&splits.train, &splits.normalization, batch, Order::Shuffled { seed: 0 }).unwrap();
+        let mut loader =
+            DataLoader::new(&splits.train, &splits.normalization, batch, Order::Shuffled { seed: 0 }).unwrap();
         let mut epoch_index = 0;
         group.bench_function(format!("one shuffled epoch, batch {batch}"), |b| {
             b.iter(|| {

@@ -176,7 +176,10 @@ fn decode(bytes: Vec<u8>, path: &Path, magic: u32, ndims: usize) -> Result<(Vec<
         ));
     }
 
-    let mut data = Vec::with_capacity(expected.min(INITIAL_RESERVE) as usize);
+    // Reserve what the header announces, but never more than the input could possibly hold
+    // (deflate expands at most 1032:1), so a lying header cannot make us allocate much.
+    let plausible = (bytes.len() as u64).saturating_mul(if gzip { 1032 } else { 1 });
+    let mut data = Vec::with_capacity(expected.min(INITIAL_RESERVE).min(plausible) as usize);
     // One byte more than announced, so that trailing data is noticed.
     reader
         .take(expected + 1)

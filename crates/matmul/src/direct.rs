@@ -31,10 +31,26 @@ pub(crate) fn choose(a: &MatRef, b: &MatRef, c: &MatMut) -> Option<Direct> {
     if a.cs == 1 && b.rs == 1 && k >= 16 && n * k <= 1 << 20 {
         return Some(Direct::Dot);
     }
-    if b.cs == 1 && c.cs == 1 && m.min(k) <= 128 {
+    // Rows path: when one side is small (the network's gᵀ·x and g·W), and for narrow outputs
+    // (n < 64, as x·W with 50 hidden units), where it beats packing A for any m.
+    if b.cs == 1 && c.cs == 1 && (n < 64 || (m.min(k) <= 128 && rows_fill(m, n) > packed_fill(m, k, n))) {
         return Some(Direct::Rows);
     }
     None
+}
+
+/// The fraction of useful lanes and tiles of the rows path (6-row × 16-lane blocks).
+fn rows_fill(m: usize, n: usize) -> f64 {
+    let fill = |len: usize, unit: usize| len as f64 / (len.div_ceil(unit) * unit) as f64;
+    fill(n, 16) * fill(m, ROWS_MR)
+}
+
+/// The same for the packed 32 × 10 kernel, discounted for its overheads: merging each tile
+/// into C (about 24 steps of k) and packing B, which only m rows share (about 24 rows' worth
+/// of work). Measured with `cargo xtask bench matmul`.
+fn packed_fill(m: usize, k: usize, n: usize) -> f64 {
+    let fill = |len: usize, unit: usize| len as f64 / (len.div_ceil(unit) * unit) as f64;
+    fill(m, 32) * fill(n, 10) / (1.0 + 24.0 / k as f64 + 24.0 / m as f64)
 }
 
 /// Rows of C per block of the dot path (and the split unit across threads).

@@ -31,7 +31,7 @@ const MAX_TILE: usize = 320;
 
 /// Below this many multiply-adds (m·n·k) a product runs on one thread: waking a second rayon
 /// worker costs 9–50 µs, as much as the whole product. Chosen with `cargo xtask bench matmul`.
-pub const PARALLEL_THRESHOLD: usize = 3 << 20;
+pub const PARALLEL_THRESHOLD: usize = 4 << 20;
 
 /// A strided matrix: element (i, j) is at `ptr + i·rs + j·cs`.
 #[derive(Clone, Copy, Debug)]
@@ -190,11 +190,21 @@ fn loop_nest<K: MicroKernel>(alpha: f32, a: MatRef, b: MatRef, beta: f32, c: Mat
                         for ir in (0..mc).step_by(K::MR) {
                             let mr = K::MR.min(mc - ir);
                             let a_sliver = a_pack[ir * kc..].as_ptr();
-                            // SAFETY: the slivers hold kc·MR and kc·NR floats (zero-padded),
-                            // and `gemm` only chooses kernels the CPU supports.
-                            unsafe { K::run(kc, a_sliver, b_sliver, tile.as_mut_ptr()) };
                             let c_tile = c.sub(ic + ir, jc + jr, mr, nr);
-                            unsafe { merge_tile(&tile, K::MR, alpha, merge_beta, c_tile) };
+                            // SAFETY: the slivers hold kc·MR and kc·NR floats (zero-padded),
+                            // `gemm` only chooses kernels the CPU supports, and c_tile is a
+                            // block of C.
+                            unsafe {
+                                let full_row_major = mr == K::MR && nr == K::NR && c.cs == 1;
+                                let merged = full_row_major
+                                    && K::run_into_row_major(
+                                        kc, a_sliver, b_sliver, c_tile.ptr, c.rs, alpha, merge_beta,
+                                    );
+                                if !merged {
+                                    K::run(kc, a_sliver, b_sliver, tile.as_mut_ptr());
+                                    merge_tile(&tile, K::MR, alpha, merge_beta, c_tile);
+                                }
+                            }
                         }
                     }
                 }
@@ -252,6 +262,13 @@ fn pack_a<K: MicroKernel>(a: MatRef, out: &mut [f32]) {
     for (s, i0) in (0..mc).step_by(K::MR).enumerate() {
         let mr = K::MR.min(mc - i0);
         let sliver = &mut out[s * K::MR * kc..(s + 1) * K::MR * kc];
+        // SAFETY: a full sliver of a row-major A: MR rows of kc floats from (i0, 0).
+        if a.cs == 1
+            && mr == K::MR
+            && unsafe { K::pack_a_row_major(kc, a.ptr.offset(i0 as isize * a.rs), a.rs, sliver.as_mut_ptr()) }
+        {
+            continue;
+        }
         if a.rs == 1 && mr == K::MR {
             // Column-major A (e.g. the transposed view Xᵀ): each step is a contiguous copy.
             for p in 0..kc {
@@ -283,6 +300,15 @@ fn pack_b<K: MicroKernel>(b: MatRef, out: &mut [f32]) {
     for (t, j0) in (0..nc).step_by(K::NR).enumerate() {
         let nr = K::NR.min(nc - j0);
         let sliver = &mut out[t * K::NR * kc..(t + 1) * K::NR * kc];
+        if b.cs == 1 && nr == K::NR {
+            // Row-major B: each step is a contiguous copy of NR values.
+            for p in 0..kc {
+                // SAFETY: columns j0..j0+NR of row p exist.
+                let src = unsafe { std::slice::from_raw_parts(b.ptr.offset(p as isize * b.rs + j0 as isize), K::NR) };
+                sliver[p * K::NR..(p + 1) * K::NR].copy_from_slice(src);
+            }
+            continue;
+        }
         for p in 0..kc {
             let dst = &mut sliver[p * K::NR..(p + 1) * K::NR];
             for (j, d) in dst.iter_mut().enumerate() {

@@ -22,6 +22,34 @@ pub(crate) trait MicroKernel {
     /// `a` holds `kc·MR` floats, `b` holds `kc·NR` floats, `out` holds `MR·NR` floats, and the
     /// CPU supports the kernel's instruction set.
     unsafe fn run(kc: usize, a: *const f32, b: *const f32, out: *mut f32);
+
+    /// Packs one full MR-tall sliver of a **row-major** A (`a` points at `A[i0, p0]`, rows `rs`
+    /// apart) into `out` (`kc·MR` floats, p-major), if this kernel has a fast way to; returns
+    /// whether it did. The fast way must give the same values as the scalar packing.
+    ///
+    /// # Safety
+    /// The MR rows of `kc` floats exist, and the CPU supports the kernel's instruction set.
+    unsafe fn pack_a_row_major(_kc: usize, _a: *const f32, _rs: isize, _out: *mut f32) -> bool {
+        false
+    }
+
+    /// Runs the kernel on a full tile and merges it straight into a **row-major** C
+    /// (`c` points at the tile's first element, rows `rs` apart): `C ← β·C + α·T`, or `α·T`
+    /// when β = 0, with the same roundings as the scalar merge. Returns whether it did.
+    ///
+    /// # Safety
+    /// As [`MicroKernel::run`], and the MR × NR elements of C exist.
+    unsafe fn run_into_row_major(
+        _kc: usize,
+        _a: *const f32,
+        _b: *const f32,
+        _c: *mut f32,
+        _rs: isize,
+        _alpha: f32,
+        _beta: f32,
+    ) -> bool {
+        false
+    }
 }
 
 /// Which micro-kernel runs. [`detect`] picks the best one this CPU supports; tests force each.
@@ -135,10 +163,64 @@ mod x86 {
         unsafe fn run(kc: usize, a: *const f32, b: *const f32, out: *mut f32) {
             avx512_32x10(kc, a, b, out)
         }
+
+        #[inline]
+        unsafe fn pack_a_row_major(kc: usize, a: *const f32, rs: isize, out: *mut f32) -> bool {
+            pack_32_rows(kc, a, rs, out);
+            true
+        }
+
+        #[inline]
+        unsafe fn run_into_row_major(
+            kc: usize,
+            a: *const f32,
+            b: *const f32,
+            c: *mut f32,
+            rs: isize,
+            alpha: f32,
+            beta: f32,
+        ) -> bool {
+            avx512_32x10_into_row_major(kc, a, b, c, rs, alpha, beta);
+            true
+        }
     }
 
+    /// The 32 × 10 kernel, then the tile transposed in registers (two 16 × 16 transposes, six
+    /// columns of zeros) and merged into 32 rows of C with 10-lane masked loads and stores.
     #[target_feature(enable = "avx512f")]
-    unsafe fn avx512_32x10(kc: usize, a: *const f32, b: *const f32, out: *mut f32) {
+    unsafe fn avx512_32x10_into_row_major(
+        kc: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        rs: isize,
+        alpha: f32,
+        beta: f32,
+    ) {
+        const NR: usize = Avx512::NR;
+        let (lo, hi) = accumulate_32x10(kc, a, b);
+        let mask: __mmask16 = (1 << NR) - 1;
+        let (alpha_v, beta_v) = (_mm512_set1_ps(alpha), _mm512_set1_ps(beta));
+        for (half, acc) in [lo, hi].into_iter().enumerate() {
+            let mut r: [__m512; 16] = std::array::from_fn(|j| if j < NR { acc[j] } else { _mm512_setzero_ps() });
+            transpose_16x16(&mut r);
+            for (i, row) in r.iter().enumerate() {
+                let dst = c.offset((16 * half + i) as isize * rs);
+                let scaled = _mm512_mul_ps(alpha_v, *row);
+                let value = if beta == 0.0 {
+                    scaled
+                } else {
+                    _mm512_add_ps(_mm512_mul_ps(beta_v, _mm512_maskz_loadu_ps(mask, dst)), scaled)
+                };
+                _mm512_mask_storeu_ps(dst, mask, value);
+            }
+        }
+    }
+
+    /// The 32 × 10 register tile: `lo[j]` holds rows 0..16 of column j, `hi[j]` rows 16..32.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn accumulate_32x10(kc: usize, a: *const f32, b: *const f32) -> ([__m512; 10], [__m512; 10]) {
         const NR: usize = Avx512::NR;
         let mut lo = [_mm512_setzero_ps(); NR];
         let mut hi = [_mm512_setzero_ps(); NR];
@@ -152,6 +234,73 @@ mod x86 {
                 hi[j] = _mm512_fmadd_ps(a_hi, bj, hi[j]);
             }
         }
+        (lo, hi)
+    }
+
+    /// Transposes 32 rows × kc columns of a row-major A into p-major order, 16 × 16 blocks at a
+    /// time in registers (the rest of each row, kc mod 16 columns, one value at a time).
+    #[target_feature(enable = "avx512f")]
+    unsafe fn pack_32_rows(kc: usize, a: *const f32, rs: isize, out: *mut f32) {
+        let full = kc / 16 * 16;
+        for half in 0..2 {
+            let rows = a.offset(16 * half as isize * rs);
+            let mut p = 0;
+            while p < full {
+                // Fetch each row 256 bytes ahead: 16 streams are more than the hardware
+                // prefetcher follows well.
+                for i in 0..16 {
+                    _mm_prefetch::<_MM_HINT_T0>(rows.offset(i as isize * rs).add(p + 64) as *const i8);
+                }
+                let mut r: [__m512; 16] = std::array::from_fn(|i| _mm512_loadu_ps(rows.offset(i as isize * rs).add(p)));
+                transpose_16x16(&mut r);
+                for (q, v) in r.iter().enumerate() {
+                    _mm512_storeu_ps(out.add((p + q) * 32 + 16 * half), *v);
+                }
+                p += 16;
+            }
+            for p in full..kc {
+                for i in 0..16 {
+                    *out.add(p * 32 + 16 * half + i) = *rows.offset(i as isize * rs).add(p);
+                }
+            }
+        }
+    }
+
+    /// In-register transpose of a 16 × 16 block: `r[i][j]` becomes `r[j][i]`.
+    #[target_feature(enable = "avx512f")]
+    pub(crate) unsafe fn transpose_16x16(r: &mut [__m512; 16]) {
+        // Stage 1: interleave pairs of rows (2 × 2 blocks of scalars).
+        let mut t = [_mm512_setzero_ps(); 16];
+        for i in 0..8 {
+            t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+            t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+        }
+        // Stage 2: 4 × 4 blocks within each 128-bit lane.
+        for i in 0..4 {
+            let (a, b, c, d) = (t[4 * i], t[4 * i + 1], t[4 * i + 2], t[4 * i + 3]);
+            r[4 * i] = _mm512_shuffle_ps::<0x44>(a, c);
+            r[4 * i + 1] = _mm512_shuffle_ps::<0xEE>(a, c);
+            r[4 * i + 2] = _mm512_shuffle_ps::<0x44>(b, d);
+            r[4 * i + 3] = _mm512_shuffle_ps::<0xEE>(b, d);
+        }
+        // Stage 3: 128-bit lanes between rows 4 apart.
+        for i in 0..4 {
+            t[i] = _mm512_shuffle_f32x4::<0x88>(r[i], r[i + 4]);
+            t[i + 4] = _mm512_shuffle_f32x4::<0xDD>(r[i], r[i + 4]);
+            t[i + 8] = _mm512_shuffle_f32x4::<0x88>(r[i + 8], r[i + 12]);
+            t[i + 12] = _mm512_shuffle_f32x4::<0xDD>(r[i + 8], r[i + 12]);
+        }
+        // Stage 4: 256-bit halves between rows 8 apart.
+        for i in 0..8 {
+            r[i] = _mm512_shuffle_f32x4::<0x88>(t[i], t[i + 8]);
+            r[i + 8] = _mm512_shuffle_f32x4::<0xDD>(t[i], t[i + 8]);
+        }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    unsafe fn avx512_32x10(kc: usize, a: *const f32, b: *const f32, out: *mut f32) {
+        const NR: usize = Avx512::NR;
+        let (lo, hi) = accumulate_32x10(kc, a, b);
         for j in 0..NR {
             _mm512_storeu_ps(out.add(j * 32), lo[j]);
             _mm512_storeu_ps(out.add(j * 32 + 16), hi[j]);
@@ -188,6 +337,33 @@ mod x86 {
         for j in 0..NR {
             _mm256_storeu_ps(out.add(j * 16), lo[j]);
             _mm256_storeu_ps(out.add(j * 16 + 8), hi[j]);
+        }
+    }
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    #[test]
+    fn transpose_16x16_transposes() {
+        if !std::is_x86_feature_detected!("avx512f") {
+            eprintln!("SKIPPED: no AVX-512 on this CPU");
+            return;
+        }
+        let input: Vec<f32> = (0..256).map(|v| v as f32).collect();
+        let mut out = vec![0.0f32; 256];
+        // SAFETY: AVX-512F is present; the buffers hold 256 floats.
+        unsafe {
+            use std::arch::x86_64::*;
+            let mut r: [__m512; 16] = std::array::from_fn(|i| _mm512_loadu_ps(input.as_ptr().add(16 * i)));
+            super::x86::transpose_16x16(&mut r);
+            for (i, v) in r.iter().enumerate() {
+                _mm512_storeu_ps(out.as_mut_ptr().add(16 * i), *v);
+            }
+        }
+        for i in 0..16 {
+            for j in 0..16 {
+                assert_eq!(out[16 * i + j], input[16 * j + i], "({i}, {j})");
+            }
         }
     }
 }
