@@ -222,8 +222,8 @@ pub fn run(args: InitStatsArgs) -> Result<()> {
         println!();
         println!("deep stack: x ← a·x for {} layers of {} units ({} draws of a; first layer where std > 1e3 or NaN, or std < 1e-3)", args.depth, args.width, deep_draws);
         println!(
-            "{:<20} {:<5} {:>14}  {}",
-            "scheme", "relu", "std at last", "what happens (draws, layers)"
+            "{:<20} {:<5} {:>14}  what happens (draws, layers)",
+            "scheme", "relu", "std at last"
         );
         for (relu, name, runs) in &deep {
             let last: Vec<f64> = runs.iter().map(|(s, _)| *s.last().unwrap_or(&f64::NAN)).collect();
