@@ -535,8 +535,8 @@ for arch in {models}:
         println!(
             "{:<16} {:>6} {:>8} {:>14.3} {:>14} {:>9}",
             row["model"].as_str().unwrap_or(""),
-            row["batch"],
-            row["threads"],
+            row["batch"].as_u64().unwrap_or(0),
+            row["threads"].as_u64().unwrap_or(0),
             ours,
             torch.map_or("-".into(), |t| format!("{t:.3}")),
             torch.map_or("-".into(), |t| format!("{:.1}x", t / ours))

@@ -20,13 +20,15 @@ pub struct EvalArgs {
     /// normalization when present.
     #[arg(long)]
     model: PathBuf,
-    #[arg(long, default_value = "mnist")]
-    dataset: String,
+    /// mnist or fashion-mnist (default: the run's, else mnist).
+    #[arg(long)]
+    dataset: Option<String>,
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// standard or fastai (pixel scaling and normalization follow the split).
-    #[arg(long, default_value = "standard")]
-    split: String,
+    /// standard or fastai: pixel scaling and normalization follow the split (default: the
+    /// run's, else standard).
+    #[arg(long)]
+    split: Option<String>,
 }
 
 pub fn eval(args: EvalArgs) -> Result<()> {
@@ -39,11 +41,17 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         .map(|d| d.join("config.json"))
         .and_then(|p| std::fs::read_to_string(p).ok())
         .and_then(|t| serde_json::from_str(&t).ok());
-    let (split, valid) = config
-        .as_ref()
-        .map_or((args.split.clone(), 0), |c| (c.split.clone(), c.valid));
+    let dataset = args
+        .dataset
+        .or_else(|| config.as_ref().map(|c| c.dataset.clone()))
+        .unwrap_or_else(|| "mnist".into());
+    let split = args
+        .split
+        .or_else(|| config.as_ref().map(|c| c.split.clone()))
+        .unwrap_or_else(|| "standard".into());
+    let valid = config.as_ref().map_or(0, |c| c.valid);
     let scheme = crate::data_cmd::parse_split(&split, valid)?;
-    let splits = crate::data_cmd::load_splits(&args.dataset, args.data_dir.as_deref(), scheme, true)?;
+    let splits = crate::data_cmd::load_splits(&dataset, args.data_dir.as_deref(), scheme, true)?;
     let outputs = model.output_features(splits.test.features())?;
     let task = if outputs == 1 {
         Task::Regression
@@ -57,7 +65,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     let result = evaluate(&mut model, &splits.test, &splits.normalization, task, 1000)?;
     println!(
         "{} test: accuracy {:.4}, {} loss {:.4}, {} samples",
-        args.dataset,
+        dataset,
         result.accuracy,
         task.loss_name(),
         result.loss,

@@ -30,8 +30,11 @@ pub const NC: usize = 2048;
 const MAX_TILE: usize = 320;
 
 /// Below this many multiply-adds (m·n·k) a product runs on one thread: waking a second rayon
-/// worker costs 9–50 µs, as much as the whole product. Chosen with `cargo xtask bench matmul`.
-pub const PARALLEL_THRESHOLD: usize = 4 << 20;
+/// worker costs 9–50 µs, and in a training step (products separated by other work) moving the
+/// operands between the cores' caches costs more. Chosen by timing `cargo xtask train` epochs at
+/// batch 64–1024 with 1 and 2 threads: 4M made 2 threads slower than 1 at batch 256; 16M never
+/// did, and 64M lost the gain at 784-256-10, batch 256.
+pub const PARALLEL_THRESHOLD: usize = 16 << 20;
 
 /// A strided matrix: element (i, j) is at `ptr + i·rs + j·cs`.
 #[derive(Clone, Copy, Debug)]
@@ -85,8 +88,20 @@ thread_local! {
 
 /// `C ← α·A·B + β·C` with the given kernel; `threads` > 1 splits C into that many blocks.
 /// β = 0 overwrites C (whatever it held, NaN included).
-pub(crate) fn gemm_strided(kernel: Kernel, alpha: f32, a: MatRef, b: MatRef, beta: f32, c: MatMut, threads: usize) {
-    if kernel == Kernel::Avx512 {
+/// With `allow_direct` false the unpacked paths are never taken (the ladder's `packed` rung
+/// shows the packed loop nest alone).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_dispatch(
+    kernel: Kernel,
+    allow_direct: bool,
+    alpha: f32,
+    a: MatRef,
+    b: MatRef,
+    beta: f32,
+    c: MatMut,
+    threads: usize,
+) {
+    if kernel == Kernel::Avx512 && allow_direct {
         if let Some(path) = direct::choose(&a, &b, &c) {
             let (unit_m, unit_n) = match path {
                 Direct::Dot => (direct::DOT_MR, 4),

@@ -44,7 +44,7 @@ use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 
 pub use kernel::{detect, Kernel};
 
-use gemm::{gemm_strided, MatMut, MatRef, Strided};
+use gemm::{gemm_dispatch, MatMut, MatRef, Strided};
 
 /// `(m, k, n)` of `A·B`; panics with both shapes when the inner dimensions differ.
 fn check_shapes(a: &ArrayView2<f32>, b: &ArrayView2<f32>) -> (usize, usize, usize) {
@@ -70,6 +70,21 @@ pub fn gemm(alpha: f32, a: ArrayView2<f32>, b: ArrayView2<f32>, beta: f32, c: Ar
 /// An unsupported kernel falls back to [`Kernel::Portable`].
 pub fn gemm_with(
     kernel: Kernel,
+    threads: usize,
+    alpha: f32,
+    a: ArrayView2<f32>,
+    b: ArrayView2<f32>,
+    beta: f32,
+    c: ArrayViewMut2<f32>,
+) {
+    gemm_views(kernel, true, threads, alpha, a, b, beta, c)
+}
+
+/// [`gemm_with`], choosing whether the unpacked paths may be used.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_views(
+    kernel: Kernel,
+    allow_direct: bool,
     threads: usize,
     alpha: f32,
     a: ArrayView2<f32>,
@@ -112,7 +127,7 @@ pub fn gemm_with(
         rs: c.strides()[0],
         cs: c.strides()[1],
     };
-    gemm_strided(kernel, alpha, a_ref, b_ref, beta, c_mut, threads);
+    gemm_dispatch(kernel, allow_direct, alpha, a_ref, b_ref, beta, c_mut, threads);
 }
 
 /// `A·B` into a new array.
