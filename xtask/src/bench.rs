@@ -165,6 +165,43 @@ fn matrixmultiply_sgemm(a: ArrayView2<f32>, b: ArrayView2<f32>, c: &mut Array2<f
     }
 }
 
+/// `C = A·B` with the gemm crate (`x86-v4` kernels), on `threads` rayon threads.
+#[cfg(feature = "gemm-anchor")]
+fn gemm_crate(a: ArrayView2<f32>, b: ArrayView2<f32>, c: &mut Array2<f32>, threads: usize) {
+    let (m, k, n) = (a.nrows(), a.ncols(), b.ncols());
+    let parallelism = if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    let (c_rs, c_cs) = (c.strides()[0], c.strides()[1]);
+    // SAFETY: pointers and strides describe the three arrays; gemm computes
+    // dst = alpha·dst + beta·lhs·rhs, here with alpha = 0 (dst not read) and beta = 1.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            c_cs,
+            c_rs,
+            false,
+            a.as_ptr(),
+            a.strides()[1],
+            a.strides()[0],
+            b.as_ptr(),
+            b.strides()[1],
+            b.strides()[0],
+            0.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            parallelism,
+        )
+    }
+}
+
 struct Shape {
     m: usize,
     k: usize,
@@ -231,6 +268,9 @@ fn matmul(args: &BenchArgs) -> Result<()> {
     if !args.json {
         println!("machine: {}", machine());
         println!("FMA peak: {:.0} GFLOP/s on 1 thread, {:.0} on 2", peak[0], peak[1]);
+        if cfg!(not(feature = "gemm-anchor")) {
+            println!("(the gemm crate anchor is opt-in: cargo run -p xtask --release --features gemm-anchor -- bench matmul)");
+        }
         println!(
             "{:<22} {:>18} {:>8} {:>10} {:>8}",
             "impl", "m,k,n", "threads", "GFLOP/s", "% peak"
@@ -285,6 +325,11 @@ fn matmul(args: &BenchArgs) -> Result<()> {
                 )
             });
             record("backprop", threads, t);
+            #[cfg(feature = "gemm-anchor")]
+            {
+                let t = median_seconds(|| gemm_crate(a, b.view(), &mut c, threads), samples, min_sample);
+                record("gemm", threads, t);
+            }
             if threads == 1 {
                 let t = median_seconds(|| std::mem::drop(ladder::packed(a, b.view())), samples, min_sample);
                 record("packed", 1, t);
