@@ -46,6 +46,17 @@ pub use kernel::{detect, Kernel};
 
 use gemm::{gemm_dispatch, MatMut, MatRef, Strided};
 
+/// The strided description of a 2-D view (pointer to its first element, shape, strides).
+fn strided<P>(ptr: P, shape: &[usize], strides: &[isize]) -> Strided<P> {
+    Strided {
+        ptr,
+        rows: shape[0],
+        cols: shape[1],
+        rs: strides[0],
+        cs: strides[1],
+    }
+}
+
 /// `(m, k, n)` of `A·B`; panics with both shapes when the inner dimensions differ.
 fn check_shapes(a: &ArrayView2<f32>, b: &ArrayView2<f32>) -> (usize, usize, usize) {
     assert_eq!(
@@ -106,27 +117,9 @@ pub(crate) fn gemm_views(
     } else {
         Kernel::Portable
     };
-    let a_ref: MatRef = Strided {
-        ptr: a.as_ptr(),
-        rows: m,
-        cols: k,
-        rs: a.strides()[0],
-        cs: a.strides()[1],
-    };
-    let b_ref: MatRef = Strided {
-        ptr: b.as_ptr(),
-        rows: k,
-        cols: n,
-        rs: b.strides()[0],
-        cs: b.strides()[1],
-    };
-    let c_mut: MatMut = Strided {
-        ptr: c.as_mut_ptr(),
-        rows: m,
-        cols: n,
-        rs: c.strides()[0],
-        cs: c.strides()[1],
-    };
+    let a_ref: MatRef = strided(a.as_ptr(), a.shape(), a.strides());
+    let b_ref: MatRef = strided(b.as_ptr(), b.shape(), b.strides());
+    let c_mut: MatMut = strided(c.as_mut_ptr(), &[m, n], c.strides());
     gemm_dispatch(kernel, allow_direct, alpha, a_ref, b_ref, beta, c_mut, threads);
 }
 
