@@ -103,7 +103,7 @@ pub(crate) fn gemm_views(
     beta: f32,
     mut c: ArrayViewMut2<f32>,
 ) {
-    let (m, k, n) = check_shapes(&a, &b);
+    let (m, _, n) = check_shapes(&a, &b);
     assert_eq!(
         c.shape(),
         &[m, n],
