@@ -280,24 +280,30 @@ fn data_info_json_has_the_published_statistics() {
     assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG"));
 }
 
+/// A batch file for `grads`: `x` f32 [rows, 784] of fixed values, `y` i64 class indices.
+fn write_batch(path: &Path, rows: usize, labels: &[i64]) {
+    use safetensors::{tensor::TensorView, Dtype};
+    let x: Vec<u8> = (0..rows * 784)
+        .flat_map(|i| ((i % 97) as f32 / 97.0).to_le_bytes())
+        .collect();
+    let y: Vec<u8> = labels.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let x_view = TensorView::new(Dtype::F32, vec![rows, 784], &x).unwrap();
+    let y_view = TensorView::new(Dtype::I64, vec![labels.len()], &y).unwrap();
+    std::fs::write(
+        path,
+        safetensors::serialize(vec![("x", x_view), ("y", y_view)], None).unwrap(),
+    )
+    .unwrap();
+}
+
 #[test]
 fn grads_writes_loss_output_and_every_gradient() {
     let Some(data) = data_dir() else { return };
     let out = temp("grads");
     short_run(&data, &out, &["--epochs", "1"]);
     // A batch file: x [3, 784] f32, y [3] i64.
-    let x: Vec<u8> = (0..3 * 784)
-        .flat_map(|i| ((i % 97) as f32 / 97.0).to_le_bytes())
-        .collect();
-    let y: Vec<u8> = [1i64, 7, 3].iter().flat_map(|v| v.to_le_bytes()).collect();
-    let x_view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![3, 784], &x).unwrap();
-    let y_view = safetensors::tensor::TensorView::new(safetensors::Dtype::I64, vec![3], &y).unwrap();
     let batch = out.join("batch.safetensors");
-    std::fs::write(
-        &batch,
-        safetensors::serialize(vec![("x", x_view), ("y", y_view)], None).unwrap(),
-    )
-    .unwrap();
+    write_batch(&batch, 3, &[1, 7, 3]);
     let grads = out.join("grads.safetensors");
     ok(
         &data,
@@ -324,14 +330,7 @@ fn grads_writes_loss_output_and_every_gradient() {
     assert_eq!(file.tensor("x.grad").unwrap().shape(), [3, 784]);
     assert_eq!(file.tensor("output").unwrap().shape(), [3, 10]);
     // A batch whose labels do not fit is refused with both shapes named.
-    let y_bad: Vec<u8> = [1i64, 7].iter().flat_map(|v| v.to_le_bytes()).collect();
-    let y_view = safetensors::tensor::TensorView::new(safetensors::Dtype::I64, vec![2], &y_bad).unwrap();
-    let x_view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![3, 784], &x).unwrap();
-    std::fs::write(
-        &batch,
-        safetensors::serialize(vec![("x", x_view), ("y", y_view)], None).unwrap(),
-    )
-    .unwrap();
+    write_batch(&batch, 3, &[1, 7]);
     let err = fails(
         &data,
         &[

@@ -41,9 +41,11 @@ impl Sgd {
                     .for_each(|p, &g| *p -= lr * (g + decay * *p));
                 return;
             }
-            let v = velocity
-                .entry(name.to_string())
-                .or_insert_with(|| ArrayD::zeros(value.raw_dim()));
+            // Look up before inserting: the key is allocated once, not on every step.
+            if !velocity.contains_key(name) {
+                velocity.insert(name.to_string(), ArrayD::zeros(value.raw_dim()));
+            }
+            let v = velocity.get_mut(name).expect("inserted above");
             Zip::from(&mut value).and(&grad).and(v).for_each(|p, &g, v| {
                 *v = momentum * *v + (g + decay * *p);
                 *p -= lr * *v;
