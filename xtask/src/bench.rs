@@ -36,6 +36,18 @@ pub struct BenchArgs {
     /// Only these matmul shapes: `m,k,n` (append `,at` for A as a transposed view, `,bt` for B).
     #[arg(long = "shape")]
     shapes: Vec<String>,
+    /// `bench train`: only these architectures, e.g. `784-256-10` (repeatable).
+    #[arg(long = "arch")]
+    archs: Vec<String>,
+    /// `bench train`: only these batch sizes (repeatable).
+    #[arg(long = "batch-size")]
+    batch_sizes: Vec<usize>,
+    /// `bench train`: only these thread counts (repeatable; default 2 and 1).
+    #[arg(long = "threads")]
+    threads: Vec<usize>,
+    /// `bench train`: timed epochs per cell (after one warm-up epoch); the median is reported.
+    #[arg(long, default_value_t = 5)]
+    epochs: usize,
     /// The Python interpreter for the numpy / PyTorch anchors.
     #[arg(long, env = "BACKPROP_PYTHON", default_value = "python3")]
     python: String,
@@ -455,13 +467,29 @@ fn train(args: &BenchArgs) -> Result<()> {
     let dir = crate::data_dir(args.data_dir.as_deref());
     let raw = dataset::load(&DatasetSpec::mnist(), &dir)?;
     let splits = Splits::new(&raw, SplitScheme::Standard { valid: 0 })?;
-    let models: Vec<Vec<usize>> = if args.quick {
+    let models: Vec<Vec<usize>> = if !args.archs.is_empty() {
+        args.archs
+            .iter()
+            .map(|a| crate::train_cmd::parse_arch(a))
+            .collect::<Result<_>>()?
+    } else if args.quick {
         vec![vec![784, 50, 10]]
     } else {
         vec![vec![784, 50, 10], vec![784, 256, 10], vec![784, 256, 256, 10]]
     };
-    let batches: Vec<usize> = if args.quick { vec![256] } else { vec![64, 256, 1024] };
-    let timed_epochs = if args.quick { 1 } else { 3 };
+    let batches: Vec<usize> = if !args.batch_sizes.is_empty() {
+        args.batch_sizes.clone()
+    } else if args.quick {
+        vec![256]
+    } else {
+        vec![64, 256, 1024]
+    };
+    let thread_counts: Vec<usize> = if args.threads.is_empty() {
+        vec![2, 1]
+    } else {
+        args.threads.clone()
+    };
+    let timed_epochs = if args.quick { 1 } else { args.epochs };
     if !args.json {
         println!("machine: {}", machine());
         println!(
@@ -472,7 +500,7 @@ fn train(args: &BenchArgs) -> Result<()> {
     let mut rows = Vec::new();
     for arch in &models {
         for &batch in &batches {
-            for threads in [2, 1] {
+            for &threads in &thread_counts {
                 let p = pool(threads);
                 let mut model = mlp(arch, Init::KAIMING_RELU, &mut rng(0));
                 let mut sgd = Sgd::new(0.0, 0.0);
@@ -523,7 +551,7 @@ y = torch.from_numpy(idx('{dir}/mnist/train-labels-idx1-ubyte.gz', 8).astype(np.
 x = torch.from_numpy((x - x.mean()) / x.std())
 for arch in {models}:
     for batch in {batches}:
-        for threads in (2, 1):
+        for threads in {thread_counts}:
             torch.set_num_threads(threads)
             torch.manual_seed(0)
             layers = []
@@ -547,6 +575,7 @@ for arch in {models}:
         dir = dir.display(),
         models = serde_json::to_string(&models)?,
         batches = serde_json::to_string(&batches)?,
+        thread_counts = serde_json::to_string(&thread_counts)?,
         epochs = timed_epochs
     );
     match run_python(&args.python, &script, &[]) {

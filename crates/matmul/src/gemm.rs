@@ -31,10 +31,11 @@ const MAX_TILE: usize = 320;
 
 /// Below this many multiply-adds (m·n·k) a product runs on one thread: waking a second rayon
 /// worker costs 9–50 µs, and in a training step (products separated by other work) moving the
-/// operands between the cores' caches costs more. Chosen by timing `cargo xtask train` epochs at
-/// batch 64–1024 with 1 and 2 threads: 4M made 2 threads slower than 1 at batch 256; 16M never
-/// did, and 64M lost the gain at 784-256-10, batch 256.
-pub const PARALLEL_THRESHOLD: usize = 16 << 20;
+/// operands between the cores' caches costs more. Chosen by timing `cargo xtask bench train`
+/// epochs on 2 threads (with the optimizer's update split the same way): at 16M the 784-256-10
+/// model at batch 64 (12.8M per product) took 0.285 s per epoch, at 4M 0.185–0.206 s; at 1M
+/// the 784-50-10 model at batch 64 (2.5M per product) slowed from 0.066 s to 0.074 s.
+pub const PARALLEL_THRESHOLD: usize = 4 << 20;
 
 /// A strided matrix: element (i, j) is at `ptr + i·rs + j·cs`.
 #[derive(Clone, Copy, Debug)]

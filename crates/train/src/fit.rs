@@ -4,9 +4,9 @@
 //! for epoch in done..epochs:
 //!     for (x, y) in batches(train, shuffled by (seed, epoch)):
 //!         η = schedule(step / total_steps)
-//!         zero_grad;  ŷ = model(x);  L = loss(ŷ, y)       (stop if L is not finite)
+//!         ŷ = model(x);  L = loss(ŷ, y)                   (stop if L is not finite)
 //!         backward(∂L/∂ŷ)  (the first layer's input gradient skipped)
-//!         sgd.step(η);  step += 1
+//!         sgd.step(η) and zero_grad, in one pass;  step += 1
 //!     evaluate on valid;  callbacks.on_epoch (checkpoint, log)
 //! ```
 //!
@@ -122,13 +122,14 @@ pub fn fit(
     let total_steps = (config.epochs * batches) as u64;
     let mut objective = Objective::new(config.task);
     let mut reports = Vec::new();
+    // Each step leaves the gradients at zero for the next (`Sgd::step_and_zero_grad`).
+    model.zero_grad();
     for epoch in state.epochs_done..config.epochs {
         let started = Instant::now();
         let mut train_loss = Mean::default();
         let mut batches_of_epoch = loader.epoch(epoch as u64);
         while let Some(batch) = batches_of_epoch.next_batch() {
             let lr = config.schedule.lr_at(config.lr, state.step, total_steps);
-            model.zero_grad();
             let output = model.forward(batch.x)?;
             let loss = objective.loss(output.view(), batch.y)?;
             if !loss.is_finite() {
@@ -140,7 +141,7 @@ pub fn fit(
                 });
             }
             model.backward_params(objective.grad()?.view())?;
-            sgd.step(model, lr);
+            sgd.step_and_zero_grad(model, lr);
             state.step += 1;
             train_loss.add(loss as f64, batch.y.len());
             callbacks.on_batch(&BatchInfo {

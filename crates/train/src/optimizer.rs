@@ -30,26 +30,47 @@ impl Sgd {
         }
     }
 
-    /// One update of every parameter of `model` with learning rate `lr`.
+    /// One update of every parameter of `model` with learning rate `lr`. The gradients are
+    /// left as they are (as `torch.optim.SGD.step`).
     pub fn step(&mut self, model: &mut dyn Module<f32>, lr: f32) {
+        self.update(model, lr, false)
+    }
+
+    /// [`Sgd::step`], then every gradient set to zero, in the same pass over memory: the fit
+    /// loop's `step(); zero_grad()` at the cost of one pass instead of two. The parameters get
+    /// exactly the bits [`Sgd::step`] gives.
+    pub fn step_and_zero_grad(&mut self, model: &mut dyn Module<f32>, lr: f32) {
+        self.update(model, lr, true)
+    }
+
+    fn update(&mut self, model: &mut dyn Module<f32>, lr: f32, zero_grad: bool) {
         let (momentum, decay) = (self.momentum, self.weight_decay);
         let velocity = &mut self.velocity;
-        model.visit_parameters_mut(&mut |name, mut value, grad| {
-            if momentum == 0.0 {
-                Zip::from(&mut value)
-                    .and(&grad)
-                    .for_each(|p, &g| *p -= lr * (g + decay * *p));
-                return;
+        model.visit_parameters_mut(&mut |name, mut value, mut grad| {
+            let velocity = if momentum == 0.0 {
+                None
+            } else {
+                // Look up before inserting: the key is allocated once, not on every step.
+                if !velocity.contains_key(name) {
+                    velocity.insert(name.to_string(), ArrayD::zeros(value.raw_dim()));
+                }
+                Some(velocity.get_mut(name).expect("inserted above"))
+            };
+            match (value.as_slice_mut(), grad.as_slice_mut()) {
+                (Some(value), Some(grad)) => {
+                    let velocity = velocity.map(|v| v.as_slice_mut().expect("created in standard layout"));
+                    update_slices(value, grad, velocity, lr, momentum, decay, zero_grad);
+                }
+                // Not contiguous (no layer of ours does this): the same formulas, element by element.
+                _ => {
+                    let mut scratch = ArrayD::zeros(value.raw_dim());
+                    let v = velocity.unwrap_or(&mut scratch);
+                    Zip::from(&mut value)
+                        .and(&mut grad)
+                        .and(v)
+                        .for_each(|p, g, v| update_one(p, g, v, lr, momentum, decay, zero_grad));
+                }
             }
-            // Look up before inserting: the key is allocated once, not on every step.
-            if !velocity.contains_key(name) {
-                velocity.insert(name.to_string(), ArrayD::zeros(value.raw_dim()));
-            }
-            let v = velocity.get_mut(name).expect("inserted above");
-            Zip::from(&mut value).and(&grad).and(v).for_each(|p, &g, v| {
-                *v = momentum * *v + (g + decay * *p);
-                *p -= lr * *v;
-            });
         });
     }
 
@@ -61,5 +82,69 @@ impl Sgd {
     /// Restores momentum buffers saved from [`Sgd::state`].
     pub fn load_state(&mut self, velocity: BTreeMap<String, ArrayD<f32>>) {
         self.velocity = velocity;
+    }
+}
+
+/// Parameters updated in parallel when a tensor has at least this many elements (and the pool
+/// has more than one thread). Each element's update is independent of every other, so the
+/// split cannot change a bit.
+const PARALLEL_UPDATE: usize = 1 << 16;
+/// Elements per parallel task.
+const UPDATE_CHUNK: usize = 1 << 14;
+
+/// The update of contiguous parameter, gradient and (with momentum) velocity slices.
+fn update_slices(
+    value: &mut [f32],
+    grad: &mut [f32],
+    velocity: Option<&mut [f32]>,
+    lr: f32,
+    momentum: f32,
+    decay: f32,
+    zero_grad: bool,
+) {
+    // One loop per case, each without branches inside, so that each vectorizes.
+    let serial = |value: &mut [f32], grad: &mut [f32], velocity: Option<&mut [f32]>| {
+        match velocity {
+            None => {
+                for (p, g) in value.iter_mut().zip(grad.iter()) {
+                    *p -= lr * (*g + decay * *p);
+                }
+            }
+            Some(velocity) => {
+                for ((p, g), v) in value.iter_mut().zip(grad.iter()).zip(velocity.iter_mut()) {
+                    *v = momentum * *v + (*g + decay * *p);
+                    *p -= lr * *v;
+                }
+            }
+        }
+        if zero_grad {
+            grad.fill(0.0);
+        }
+    };
+    if value.len() < PARALLEL_UPDATE || rayon::current_num_threads() == 1 {
+        return serial(value, grad, velocity);
+    }
+    use rayon::prelude::*;
+    let chunks = value
+        .par_chunks_mut(UPDATE_CHUNK)
+        .zip(grad.par_chunks_mut(UPDATE_CHUNK));
+    match velocity {
+        None => chunks.for_each(|(value, grad)| serial(value, grad, None)),
+        Some(velocity) => chunks
+            .zip(velocity.par_chunks_mut(UPDATE_CHUNK))
+            .for_each(|((value, grad), velocity)| serial(value, grad, Some(velocity))),
+    }
+}
+
+/// One element, as [`update_slices`] does it (for tensors that are not contiguous).
+fn update_one(p: &mut f32, g: &mut f32, v: &mut f32, lr: f32, momentum: f32, decay: f32, zero_grad: bool) {
+    if momentum == 0.0 {
+        *p -= lr * (*g + decay * *p);
+    } else {
+        *v = momentum * *v + (*g + decay * *p);
+        *p -= lr * *v;
+    }
+    if zero_grad {
+        *g = 0.0;
     }
 }

@@ -1,0 +1,178 @@
+//! SGD against PyTorch's numbers, the fused update against the plain one, and the fit loop's
+//! bits across thread counts.
+
+use backprop_data::{Normalization, Subset};
+use backprop_init::{rng, Init};
+use backprop_layers::{Linear, Module};
+use backprop_model::{mlp, Sequential};
+use backprop_train::{fit, FitConfig, Schedule, Sgd, Task, TrainState};
+use ndarray::{array, Array2};
+use rand::Rng;
+
+fn pool(threads: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap()
+}
+
+/// Every parameter, gradient and momentum buffer as raw bits, by name.
+fn bits(model: &Sequential<f32>, sgd: &Sgd) -> Vec<(String, Vec<u32>)> {
+    let mut out = Vec::new();
+    model.visit_parameters(&mut |name, value, grad| {
+        out.push((name.to_string(), value.iter().map(|v| v.to_bits()).collect()));
+        out.push((format!("{name}.grad"), grad.iter().map(|v| v.to_bits()).collect()));
+    });
+    for (name, v) in sgd.state() {
+        out.push((format!("{name}.velocity"), v.iter().map(|v| v.to_bits()).collect()));
+    }
+    out
+}
+
+#[test]
+fn momentum_and_weight_decay_match_torch_optim_sgd() {
+    // torch.optim.SGD(lr=0.5, momentum=0.9, weight_decay=0.1) on nn.Linear(2, 1) with weight
+    // [[1, -2]], bias [0.5] and the gradients below set before each of two steps (PyTorch 2.15).
+    let mut layer = Linear::from_parameters(array![[1.0f32, -2.0]], array![0.5f32]).unwrap();
+    let mut sgd = Sgd::new(0.9, 0.1);
+    // PyTorch's f32 results, as it prints them (in f64).
+    let expected: [([f64; 2], f64, [f64; 2]); 2] = [
+        (
+            [0.8999999761581421, -2.0],
+            0.32499998807907104,
+            [0.20000000298023224, 0.0],
+        ),
+        (
+            [0.7149999737739563, -2.0],
+            0.0012499690055847168,
+            [0.3700000047683716, 0.0],
+        ),
+    ];
+    for (weight, bias, velocity) in expected {
+        let (weight, bias, velocity) = (weight.map(|v| v as f32), bias as f32, velocity.map(|v| v as f32));
+        layer.weight_grad.assign(&array![[0.1f32, 0.2]]);
+        layer.bias_grad.assign(&array![0.3f32]);
+        sgd.step(&mut layer, 0.5);
+        assert_eq!(layer.weight.as_slice().unwrap(), &weight);
+        assert_eq!(layer.bias[0], bias);
+        assert_eq!(sgd.state()["weight"].as_slice().unwrap(), &velocity);
+        // `step` leaves the gradients alone, as PyTorch does.
+        assert_eq!(layer.bias_grad[0], 0.3);
+    }
+}
+
+/// A model whose gradients hold one backward pass of a random batch (the same model and
+/// gradients on every call).
+fn model_with_gradients(sizes: &[usize]) -> Sequential<f32> {
+    let mut gen = rng(7);
+    let mut model = mlp(sizes, Init::KAIMING_RELU, &mut gen);
+    let x = Array2::from_shape_fn((32, sizes[0]), |_| gen.random_range(-1.0f32..1.0));
+    let out = model.forward(x.view()).unwrap();
+    let g = out.mapv(|v| v * 0.01 + 0.001);
+    model.backward_params(g.view()).unwrap();
+    model
+}
+
+#[test]
+fn fused_step_and_zero_grad_gives_the_bits_of_step_then_zero_grad() {
+    // 784·100 = 78,400 weights: above the size where the update is split across threads.
+    for (momentum, decay) in [(0.0, 0.0), (0.9, 0.0), (0.9, 1e-3), (0.0, 1e-2)] {
+        for threads in [1, 2] {
+            let mut plain = model_with_gradients(&[784, 100, 10]);
+            let mut fused = model_with_gradients(&[784, 100, 10]);
+            let (mut sgd_plain, mut sgd_fused) = (Sgd::new(momentum, decay), Sgd::new(momentum, decay));
+            pool(threads).install(|| {
+                for _ in 0..3 {
+                    sgd_plain.step(&mut plain, 0.1);
+                    sgd_fused.step_and_zero_grad(&mut fused, 0.1);
+                    // Same gradients again for the next step of both.
+                    let mut grads = Vec::new();
+                    plain.visit_parameters(&mut |_, _, g| grads.push(g.to_owned()));
+                    let mut grads = grads.into_iter();
+                    fused.visit_parameters_mut(&mut |_, _, mut g| {
+                        assert!(g.iter().all(|&v| v == 0.0), "fused step must leave zero gradients");
+                        g.assign(&grads.next().unwrap());
+                    });
+                }
+            });
+            assert_eq!(
+                bits(&plain, &sgd_plain),
+                bits(&fused, &sgd_fused),
+                "μ {momentum}, λ {decay}, {threads} threads"
+            );
+        }
+    }
+}
+
+#[test]
+fn parallel_update_gives_the_bits_of_the_serial_one() {
+    let run = |threads: usize| {
+        let mut model = model_with_gradients(&[784, 300, 10]);
+        let mut sgd = Sgd::new(0.9, 5e-4);
+        pool(threads).install(|| {
+            for _ in 0..4 {
+                sgd.step(&mut model, 0.05);
+            }
+        });
+        bits(&model, &sgd)
+    };
+    let serial = run(1);
+    assert_eq!(serial, run(2));
+    // And the update did something.
+    assert_ne!(
+        serial,
+        bits(&model_with_gradients(&[784, 300, 10]), &Sgd::new(0.9, 5e-4))
+    );
+}
+
+/// 640 random 28×28 "images" with random labels.
+fn synthetic(rows: usize) -> Subset {
+    let mut gen = rng(11);
+    Subset {
+        name: "synthetic",
+        rows: 28,
+        cols: 28,
+        pixels: (0..rows * 784).map(|_| gen.random::<u8>()).collect(),
+        labels: (0..rows).map(|_| gen.random_range(0..10u8)).collect(),
+    }
+}
+
+#[test]
+fn fit_gives_the_same_bits_on_one_and_two_threads() {
+    let train = synthetic(640);
+    let norm = Normalization {
+        scale: 255.0,
+        mean: 0.5,
+        std: 0.29,
+    };
+    let config = FitConfig {
+        epochs: 2,
+        batch_size: 64,
+        lr: 0.05,
+        schedule: Schedule::OneCycle,
+        momentum: 0.9,
+        weight_decay: 1e-4,
+        seed: 3,
+        task: Task::Classification,
+    };
+    let run = |threads: usize| {
+        // 784-300-10 at batch 64: the first layer's products (15M multiply-adds) and its
+        // update (235k weights) are both split across threads when there are two.
+        let mut model = mlp(&[784, 300, 10], Init::KAIMING_RELU, &mut rng(1));
+        let mut sgd = Sgd::new(config.momentum, config.weight_decay);
+        let reports = pool(threads)
+            .install(|| {
+                fit(
+                    &mut model,
+                    &mut sgd,
+                    &mut TrainState::default(),
+                    &train,
+                    None,
+                    &norm,
+                    &config,
+                    &mut (),
+                )
+            })
+            .unwrap();
+        assert!(reports.iter().all(|r| r.train_loss.is_finite()));
+        bits(&model, &sgd)
+    };
+    assert_eq!(run(1), run(2));
+}
