@@ -301,7 +301,16 @@ fn matmul(args: &BenchArgs) -> Result<()> {
         } else {
             a_store.view()
         };
-        let b = random(k, n, 2);
+        let b_store = if shape.b_transposed {
+            random(n, k, 2)
+        } else {
+            random(k, n, 2)
+        };
+        let b = if shape.b_transposed {
+            b_store.t()
+        } else {
+            b_store.view()
+        };
         let flops = 2.0 * (m * n * k) as f64;
         let size = m * n * k;
         let mut record = |name: &str, threads: usize, seconds: f64| {
@@ -331,7 +340,7 @@ fn matmul(args: &BenchArgs) -> Result<()> {
             let mut c = Array2::<f32>::zeros((m, n));
             let t = p.install(|| {
                 median_seconds(
-                    || backprop_matmul::gemm(1.0, a, b.view(), 0.0, c.view_mut()),
+                    || backprop_matmul::gemm(1.0, a, b, 0.0, c.view_mut()),
                     samples,
                     min_sample,
                 )
@@ -339,29 +348,27 @@ fn matmul(args: &BenchArgs) -> Result<()> {
             record("backprop", threads, t);
             #[cfg(feature = "gemm-anchor")]
             {
-                let t = median_seconds(|| gemm_crate(a, b.view(), &mut c, threads), samples, min_sample);
+                let t = median_seconds(|| gemm_crate(a, b, &mut c, threads), samples, min_sample);
                 record("gemm", threads, t);
             }
             if threads == 1 {
-                let t = median_seconds(|| std::mem::drop(ladder::packed(a, b.view())), samples, min_sample);
+                let t = median_seconds(|| std::mem::drop(ladder::packed(a, b)), samples, min_sample);
                 record("packed", 1, t);
-                let t = median_seconds(|| matrixmultiply_sgemm(a, b.view(), &mut c), samples, min_sample);
+                let t = median_seconds(|| matrixmultiply_sgemm(a, b, &mut c), samples, min_sample);
                 record("matrixmultiply", 1, t);
             }
             if size <= 1 << 31 {
-                let t = p.install(|| {
-                    median_seconds(|| std::mem::drop(ladder::blocked_parallel(a, b.view())), 3, min_sample)
-                });
+                let t = p.install(|| median_seconds(|| std::mem::drop(ladder::blocked_parallel(a, b)), 3, min_sample));
                 record("blocked_parallel", threads, t);
             }
             if threads == 1 && size <= 1 << 31 {
-                let t = median_seconds(|| std::mem::drop(ladder::blocked(a, b.view())), 3, min_sample);
+                let t = median_seconds(|| std::mem::drop(ladder::blocked(a, b)), 3, min_sample);
                 record("blocked", 1, t);
             }
             if threads == 1 && size <= 1 << 25 {
-                let t = median_seconds(|| std::mem::drop(ladder::naive_ikj(a, b.view())), 3, min_sample);
+                let t = median_seconds(|| std::mem::drop(ladder::naive_ikj(a, b)), 3, min_sample);
                 record("naive_ikj", 1, t);
-                let t = median_seconds(|| std::mem::drop(ladder::naive_ijk(a, b.view())), 3, min_sample);
+                let t = median_seconds(|| std::mem::drop(ladder::naive_ijk(a, b)), 3, min_sample);
                 record("naive_ijk", 1, t);
             }
         }

@@ -101,10 +101,13 @@ mod x86 {
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn dot_path(alpha: f32, a: MatRef, b: MatRef, beta: f32, c: MatMut) {
         let (m, n) = (c.rows, c.cols);
-        for i0 in (0..m).step_by(DOT_MR) {
-            let mr = DOT_MR.min(m - i0);
-            for j0 in (0..n).step_by(DOT_NR) {
-                let nr = DOT_NR.min(n - j0);
+        // B (the weight W, up to 4 MiB) outside, A (at most DOT_MAX_M rows, which stay in L2)
+        // inside: each row of W is read from memory once per product, where the other order
+        // read all of W once per DOT_MR rows and W plus x overflowed L2 in training.
+        for j0 in (0..n).step_by(DOT_NR) {
+            let nr = DOT_NR.min(n - j0);
+            for i0 in (0..m).step_by(DOT_MR) {
+                let mr = DOT_MR.min(m - i0);
                 macro_rules! tile {
                     ($($mr:literal, $nr:literal);*) => {
                         match (mr, nr) {
