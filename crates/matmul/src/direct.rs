@@ -8,6 +8,10 @@
 //! - **rows** (`B` and `C` rows contiguous, as in `gᵀ·x` and `g·W`): vectors run along n; each
 //!   step p broadcasts `A[i, p]` for 6 rows and multiplies a 64-wide slice of `B[p, :]`, read in
 //!   place. `C` is updated with full-width loads and stores (masked at the right edge).
+//! - **transposed rows** (`x·Wᵀ` with a short x): `Wᵀ` is first transposed into a row-major
+//!   buffer (16 × 16 blocks in registers), then the rows path runs on it. The transpose costs a
+//!   pass over W; the rows path then runs at the kernel's full rate, where the dot path spends
+//!   its time reducing and reloading.
 //!
 //! Every element is computed by the same operations wherever its block falls, so the split over
 //! threads does not change a bit. Used only when AVX-512F is present; other CPUs use the
@@ -20,6 +24,7 @@ use crate::gemm::{MatMut, MatRef};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Direct {
     Dot,
+    TransposedRows,
     Rows,
 }
 
@@ -31,7 +36,13 @@ pub(crate) fn choose(a: &MatRef, b: &MatRef, c: &MatMut) -> Option<Direct> {
     // Dot path: x·Wᵀ with few rows. It reads all of B (W, from L2) once per DOT_MR rows of A,
     // so it pays off only for short A: above DOT_MAX_M rows the packed path wins in training.
     if a.cs == 1 && b.rs == 1 && k >= 16 && n * k <= 1 << 20 && m <= DOT_MAX_M {
-        return Some(Direct::Dot);
+        // Transposed rows when the rows path fills its vectors (n = 256: yes; n = 50 wastes 14
+        // of 64 lanes, and the dot path, which vectorizes along k, wins there).
+        return Some(if c.cs == 1 && rows_fill(m, n) >= 0.95 {
+            Direct::TransposedRows
+        } else {
+            Direct::Dot
+        });
     }
     // Rows path: when one side is small (the network's gᵀ·x and g·W), and for narrow outputs
     // (n < 64, as x·W with 50 hidden units), where it beats packing A for any m.
@@ -75,6 +86,7 @@ pub(crate) fn run(path: Direct, alpha: f32, a: MatRef, b: MatRef, beta: f32, c: 
         match path {
             Direct::Dot => x86::dot_path(alpha, a, b, beta, c),
             Direct::Rows => x86::rows_path(alpha, a, b, beta, c),
+            Direct::TransposedRows => x86::transposed_rows_path(alpha, a, b, beta, c),
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -163,6 +175,66 @@ mod x86 {
             for s in 0..NR {
                 let dst = c.ptr.offset((i0 + r) as isize * c.rs + (j0 + s) as isize * c.cs);
                 merge(dst, alpha, beta, _mm512_reduce_add_ps(acc[r][s]));
+            }
+        }
+    }
+
+    // ---- transposed rows path --------------------------------------------------------------
+
+    std::thread_local! {
+        /// This thread's row-major copy of B for the transposed rows path, reused.
+        static B_ROWS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+
+    /// `C = α·A·B + β·C` for a column-major B (`b.rs == 1`): B copied row-major, then the rows path.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn transposed_rows_path(alpha: f32, a: MatRef, b: MatRef, beta: f32, c: MatMut) {
+        let (k, n) = (b.rows, b.cols);
+        // Rows padded to whole vectors, so each row of the copy starts 64-byte aligned
+        // relative to the buffer.
+        let ld = n.div_ceil(16) * 16;
+        B_ROWS.with(|buffer| {
+            let mut buffer = buffer.borrow_mut();
+            if buffer.len() < k * ld {
+                buffer.resize(k * ld, 0.0);
+            }
+            transpose_into(b, buffer.as_mut_ptr(), ld);
+            let b_rows = MatRef {
+                ptr: buffer.as_ptr(),
+                rows: k,
+                cols: n,
+                rs: ld as isize,
+                cs: 1,
+            };
+            rows_path(alpha, a, b_rows, beta, c);
+        })
+    }
+
+    /// Writes the column-major `b` (`b.rs == 1`) row-major into `out` (rows `ld` apart).
+    #[target_feature(enable = "avx512f")]
+    unsafe fn transpose_into(b: MatRef, out: *mut f32, ld: usize) {
+        let (k, n) = (b.rows, b.cols);
+        let (k16, n16) = (k / 16 * 16, n / 16 * 16);
+        for j in (0..n16).step_by(16) {
+            // Column j + t of B is contiguous: k values from b.ptr + (j + t)·cs.
+            let cols: [*const f32; 16] = std::array::from_fn(|t| b.ptr.offset((j + t) as isize * b.cs));
+            for p in (0..k16).step_by(16) {
+                let mut r: [__m512; 16] = std::array::from_fn(|t| _mm512_loadu_ps(cols[t].add(p)));
+                crate::kernel::transpose_16x16(&mut r);
+                for (q, v) in r.iter().enumerate() {
+                    _mm512_storeu_ps(out.add((p + q) * ld + j), *v);
+                }
+            }
+            for p in k16..k {
+                for t in 0..16 {
+                    *out.add(p * ld + j + t) = *cols[t].add(p);
+                }
+            }
+        }
+        for j in n16..n {
+            let col = b.ptr.offset(j as isize * b.cs);
+            for p in 0..k {
+                *out.add(p * ld + j) = *col.add(p);
             }
         }
     }

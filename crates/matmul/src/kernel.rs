@@ -140,7 +140,7 @@ impl MicroKernel for Portable {
 }
 
 #[cfg(target_arch = "x86_64")]
-pub(crate) use x86::{Avx2Fma, Avx512};
+pub(crate) use x86::{transpose_16x16, Avx2Fma, Avx512};
 
 #[cfg(not(target_arch = "x86_64"))]
 pub(crate) type Avx512 = Portable;

@@ -200,6 +200,12 @@ fn the_network_shapes_are_bit_identical_across_thread_counts() {
         (1024, 784, 50),
         (784, 256, 50),
         (50, 1000, 784),
+        // The wider networks (256 hidden units): with Bᵀ these take the transposed rows path,
+        // split over threads along n.
+        (64, 784, 256),
+        (100, 784, 256),
+        (64, 256, 256),
+        (256, 64, 784),
     ] {
         let (a, b) = (random(m, k, &mut rng), random(k, n, &mut rng));
         let c = Array2::zeros((m, n));
