@@ -130,16 +130,22 @@ fn fma_peak(threads: usize) -> f64 {
                 }
                 _mm512_reduce_add_ps(s)
             }
-            let iterations = 20_000_000usize;
-            let t = Instant::now();
-            let sink: f32 = std::thread::scope(|s| {
-                let handles: Vec<_> = (0..threads)
-                    .map(|_| s.spawn(move || unsafe { burn(iterations) }))
-                    .collect();
-                handles.into_iter().map(|h| h.join().unwrap()).sum()
-            });
-            std::hint::black_box(sink);
-            return (threads * iterations * 12 * 16 * 2) as f64 / t.elapsed().as_secs_f64() / 1e9;
+            // The best of five short runs: on a shared machine a single run can land on a busy
+            // moment (or on both vCPUs sharing a core) and understate the peak.
+            let iterations = 4_000_000usize;
+            let mut best = 0.0f64;
+            for _ in 0..5 {
+                let t = Instant::now();
+                let sink: f32 = std::thread::scope(|s| {
+                    let handles: Vec<_> = (0..threads)
+                        .map(|_| s.spawn(move || unsafe { burn(iterations) }))
+                        .collect();
+                    handles.into_iter().map(|h| h.join().unwrap()).sum()
+                });
+                std::hint::black_box(sink);
+                best = best.max((threads * iterations * 12 * 16 * 2) as f64 / t.elapsed().as_secs_f64() / 1e9);
+            }
+            return best;
         }
     }
     let _ = threads;

@@ -315,18 +315,32 @@ fn pack_a<K: MicroKernel>(a: MatRef, out: &mut [f32]) {
 /// values `B[p, t·NR .. t·NR+NR]`, zero-padded past the last column.
 fn pack_b<K: MicroKernel>(b: MatRef, out: &mut [f32]) {
     let (kc, nc) = (b.rows, b.cols);
-    for (t, j0) in (0..nc).step_by(K::NR).enumerate() {
+    let full = nc / K::NR;
+    if b.cs == 1 && full > 0 {
+        // Row-major B, PACK_B_ROWS rows at a time: within a group the rows are read front to
+        // back and each sliver gets PACK_B_ROWS·NR contiguous values. (Sliver by sliver over
+        // all kc rows jumps a whole row of B at every step; row by row over all slivers
+        // scatters each row's writes over every sliver.)
+        const PACK_B_ROWS: usize = 16;
+        for p0 in (0..kc).step_by(PACK_B_ROWS) {
+            let rows = PACK_B_ROWS.min(kc - p0);
+            for t in 0..full {
+                for p in p0..p0 + rows {
+                    // SAFETY: row p of the panel has nc ≥ full·NR values.
+                    let src = unsafe {
+                        std::slice::from_raw_parts(b.ptr.offset(p as isize * b.rs + (t * K::NR) as isize), K::NR)
+                    };
+                    let at = t * K::NR * kc + p * K::NR;
+                    out[at..at + K::NR].copy_from_slice(src);
+                }
+            }
+        }
+    }
+    let first = if b.cs == 1 { full } else { 0 };
+    for (t, j0) in (0..nc).step_by(K::NR).enumerate().skip(first) {
         let nr = K::NR.min(nc - j0);
         let sliver = &mut out[t * K::NR * kc..(t + 1) * K::NR * kc];
-        if b.cs == 1 && nr == K::NR {
-            // Row-major B: each step is a contiguous copy of NR values.
-            for p in 0..kc {
-                // SAFETY: columns j0..j0+NR of row p exist.
-                let src = unsafe { std::slice::from_raw_parts(b.ptr.offset(p as isize * b.rs + j0 as isize), K::NR) };
-                sliver[p * K::NR..(p + 1) * K::NR].copy_from_slice(src);
-            }
-            continue;
-        }
+        // Any other layout, and the last, partial sliver: element by element, zero-padded.
         for p in 0..kc {
             let dst = &mut sliver[p * K::NR..(p + 1) * K::NR];
             for (j, d) in dst.iter_mut().enumerate() {
