@@ -36,6 +36,11 @@ pub struct BenchArgs {
     /// Only these matmul shapes: `m,k,n` (append `,at` for A as a transposed view, `,bt` for B).
     #[arg(long = "shape")]
     shapes: Vec<String>,
+    /// `bench matmul`: instead of the table, every square size from 1 to 2048 that is a power
+    /// of two, one less or one more, plus odd sizes between, on one thread, against
+    /// matrixmultiply; lists any size where this crate is slower.
+    #[arg(long)]
+    sweep: bool,
     /// `bench train`: only these architectures, e.g. `784-256-10` (repeatable).
     #[arg(long = "arch")]
     archs: Vec<String>,
@@ -252,6 +257,9 @@ fn parse_shape(text: &str) -> Result<Shape> {
 }
 
 fn matmul(args: &BenchArgs) -> Result<()> {
+    if args.sweep {
+        return sweep(args);
+    }
     let shapes: Vec<Shape> = if !args.shapes.is_empty() {
         args.shapes.iter().map(|s| parse_shape(s)).collect::<Result<_>>()?
     } else if args.quick {
@@ -457,6 +465,74 @@ for m, k, n, at, bt in {shapes}:
 }
 
 /// Runs a Python script and parses each stdout line as JSON.
+/// The square sizes of `bench matmul --sweep`.
+fn sweep_sizes(quick: bool) -> Vec<usize> {
+    let mut sizes: Vec<usize> = (1..=11)
+        .flat_map(|e| {
+            let p = 1usize << e;
+            [p - 1, p, p + 1]
+        })
+        .chain([
+            1, 3, 5, 7, 11, 13, 23, 37, 50, 71, 100, 127, 199, 300, 333, 500, 784, 999, 1500, 1999,
+        ])
+        .filter(|&n| (1..=2048).contains(&n))
+        .collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    if quick {
+        sizes.retain(|&n| n <= 130);
+    }
+    sizes
+}
+
+/// `bench matmul --sweep`: square products of every size in [`sweep_sizes`], this crate against
+/// matrixmultiply, one thread.
+fn sweep(args: &BenchArgs) -> Result<()> {
+    let (samples, min_sample) = if args.quick { (3, 0.002) } else { (7, 0.02) };
+    if !args.json {
+        println!("machine: {}", machine());
+        println!("square products C = A·B, one thread, median GFLOP/s");
+        println!("{:>6} {:>10} {:>15} {:>7}", "n", "backprop", "matrixmultiply", "ratio");
+    }
+    let mut slower = Vec::new();
+    let p = pool(1);
+    for n in sweep_sizes(args.quick) {
+        let (a, b) = (random(n, n, 1), random(n, n, 2));
+        let mut c = Array2::<f32>::zeros((n, n));
+        let flops = 2.0 * (n * n * n) as f64;
+        let ours = p.install(|| {
+            median_seconds(
+                || backprop_matmul::gemm(1.0, a.view(), b.view(), 0.0, c.view_mut()),
+                samples,
+                min_sample,
+            )
+        });
+        let theirs = median_seconds(|| matrixmultiply_sgemm(a.view(), b.view(), &mut c), samples, min_sample);
+        let (ours, theirs) = (flops / ours / 1e9, flops / theirs / 1e9);
+        if ours < theirs {
+            slower.push(n);
+        }
+        if args.json {
+            for (name, gflops) in [("backprop", ours), ("matrixmultiply", theirs)] {
+                println!(
+                    "{}",
+                    json!({"impl": name, "m": n, "k": n, "n": n, "threads": 1, "gflops": gflops})
+                );
+            }
+        } else {
+            println!("{n:>6} {ours:>10.1} {theirs:>15.1} {:>7.2}", ours / theirs);
+        }
+    }
+    if !args.json {
+        if slower.is_empty() {
+            println!("never slower than matrixmultiply at these sizes");
+        } else {
+            println!("slower than matrixmultiply at n = {slower:?}");
+        }
+    }
+    Ok(())
+}
+
 fn run_python(python: &str, script: &str, env: &[(&str, &str)]) -> Result<Vec<serde_json::Value>> {
     let mut cmd = Command::new(python);
     cmd.arg("-c").arg(script).env_remove("OPENBLAS_CORETYPE");
