@@ -44,6 +44,11 @@ pub(crate) fn choose(a: &MatRef, b: &MatRef, c: &MatMut) -> Option<Direct> {
             Direct::Dot
         });
     }
+    // A tall A times a narrow Bᵀ (the 10k-row evaluation's x·Wᵀ with 50 hidden units): the
+    // rows path on a row-major copy of B (k × n, small), as for a row-major B below.
+    if b.rs == 1 && c.cs == 1 && n < 64 && n * k <= 1 << 20 {
+        return Some(Direct::TransposedRows);
+    }
     // Rows path: when one side is small (the network's gᵀ·x and g·W), and for narrow outputs
     // (n < 64, as x·W with 50 hidden units), where it beats packing A for any m.
     if b.cs == 1 && c.cs == 1 && (n < 64 || (m.min(k) <= 128 && rows_fill(m, n) > packed_fill(m, k, n))) {

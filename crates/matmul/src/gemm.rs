@@ -107,8 +107,10 @@ pub(crate) fn gemm_dispatch(
             let (unit_m, unit_n) = match path {
                 Direct::Dot => (direct::DOT_MR, 4),
                 Direct::Rows => (direct::ROWS_MR, direct::ROWS_NR),
-                // Split along n only: each thread then transposes and reads its own part of W.
-                Direct::TransposedRows => (usize::MAX, 16),
+                // A short A: split along n only, so that each thread transposes and reads its
+                // own part of W. A tall one: along m, each thread copying the (small) W whole.
+                Direct::TransposedRows if c.rows <= direct::DOT_MAX_M => (usize::MAX, 16),
+                Direct::TransposedRows => (direct::ROWS_MR, direct::ROWS_NR),
             };
             return split_blocks(a, b, c, threads, unit_m, unit_n, &|a, b, c| {
                 direct::run(path, alpha, a, b, beta, c)
