@@ -82,6 +82,12 @@ const DOT_NR: usize = 4;
 /// Rows and columns of C per block of the rows path.
 pub(crate) const ROWS_MR: usize = 6;
 pub(crate) const ROWS_NR: usize = 64;
+/// The rows path computes the last `n mod 16` columns as dot products when there are at most
+/// this many (and A's rows are contiguous).
+const ROWS_DOT_TAIL: usize = 8;
+/// Rows of A per pass of the rows path when it has a dot-product tail (96 rows of 784 floats:
+/// 300 KiB, in L2).
+const ROWS_TAIL_BLOCK: usize = 96;
 
 /// Runs `path` on the whole block `c` on this thread. The caller guarantees AVX-512F.
 pub(crate) fn run(path: Direct, alpha: f32, a: MatRef, b: MatRef, beta: f32, c: MatMut) {
@@ -246,8 +252,56 @@ mod x86 {
 
     // ---- rows path ------------------------------------------------------------------------
 
+    std::thread_local! {
+        /// This thread's column-major copy of the last few columns of B for the rows path.
+        static B_TAIL: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+
+    /// The rows path. When A's rows are contiguous and n leaves a short remainder past its last
+    /// whole vector (n = 50: 2 columns, which would fill 2 of 16 lanes for every step of k),
+    /// those columns are computed as dot products along k instead (the dot path, on a
+    /// column-major copy of them). The remainder is the columns past the last multiple of 16 of
+    /// the whole matrix whatever the split over threads (blocks start at multiples of 16), so
+    /// each element is computed the same way for any thread count.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn rows_path(alpha: f32, a: MatRef, b: MatRef, beta: f32, c: MatMut) {
+        let (m, n, k) = (c.rows, c.cols, a.cols);
+        let tail = if a.cs == 1 && n % 16 <= ROWS_DOT_TAIL {
+            n % 16
+        } else {
+            0
+        };
+        let main = n - tail;
+        if tail == 0 {
+            return rows_vectors(alpha, a, b, beta, c);
+        }
+        B_TAIL.with(|buffer| {
+            let mut buffer = buffer.borrow_mut();
+            buffer.clear();
+            for j in main..n {
+                buffer.extend((0..k).map(|p| *b.ptr.offset(p as isize * b.rs + j as isize * b.cs)));
+            }
+            let b_tail = MatRef {
+                ptr: buffer.as_ptr(),
+                rows: k,
+                cols: tail,
+                rs: 1,
+                cs: k as isize,
+            };
+            // Both parts a block of rows at a time, so that those rows of A are still in cache
+            // when the dot products read them again.
+            for i0 in (0..m).step_by(ROWS_TAIL_BLOCK) {
+                let rows = ROWS_TAIL_BLOCK.min(m - i0);
+                let a_rows = a.sub(i0, 0, rows, k);
+                rows_vectors(alpha, a_rows, b.sub(0, 0, k, main), beta, c.sub(i0, 0, rows, main));
+                dot_path(alpha, a_rows, b_tail, beta, c.sub(i0, main, rows, tail));
+            }
+        })
+    }
+
+    /// The rows path's vector loop: 16-lane vectors along n, the last one masked.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn rows_vectors(alpha: f32, a: MatRef, b: MatRef, beta: f32, c: MatMut) {
         let (m, n) = (c.rows, c.cols);
         for j0 in (0..n).step_by(ROWS_NR) {
             let nc = ROWS_NR.min(n - j0);

@@ -67,7 +67,7 @@ impl<P: Copy> Strided<P> {
 }
 
 impl MatRef {
-    fn sub(self, i: usize, j: usize, rows: usize, cols: usize) -> Self {
+    pub(crate) fn sub(self, i: usize, j: usize, rows: usize, cols: usize) -> Self {
         self.block(i, j, rows, cols, |p, o| p.wrapping_offset(o))
     }
     #[inline(always)]
@@ -77,7 +77,7 @@ impl MatRef {
 }
 
 impl MatMut {
-    fn sub(self, i: usize, j: usize, rows: usize, cols: usize) -> Self {
+    pub(crate) fn sub(self, i: usize, j: usize, rows: usize, cols: usize) -> Self {
         self.block(i, j, rows, cols, |p, o| p.wrapping_offset(o))
     }
 }

@@ -206,6 +206,9 @@ fn the_network_shapes_are_bit_identical_across_thread_counts() {
         (100, 784, 256),
         (64, 256, 256),
         (256, 64, 784),
+        // The rows path with a dot-product tail (1000 mod 16 = 8 columns), split along n.
+        (12, 500, 1000),
+        (30, 784, 1000),
     ] {
         let (a, b) = (random(m, k, &mut rng), random(k, n, &mut rng));
         let c = Array2::zeros((m, n));
