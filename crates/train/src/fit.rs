@@ -18,6 +18,7 @@ use std::time::Instant;
 
 use backprop_data::{DataLoader, Normalization, Order, Subset};
 use backprop_layers::Module;
+use backprop_matmul::with_workers_awake;
 use backprop_model::Sequential;
 
 use crate::error::TrainError;
@@ -128,31 +129,36 @@ pub fn fit(
         let started = Instant::now();
         let mut train_loss = Mean::default();
         let mut batches_of_epoch = loader.epoch(epoch as u64);
-        while let Some(batch) = batches_of_epoch.next_batch() {
-            let lr = config.schedule.lr_at(config.lr, state.step, total_steps);
-            let output = model.forward(batch.x)?;
-            let loss = objective.loss(output.view(), batch.y)?;
-            if !loss.is_finite() {
-                return Err(TrainError::NonFinite {
+        // The other workers of the pool stay awake for the epoch: each step's products are
+        // too short to wait for a sleeping worker (see `backprop_matmul::with_workers_awake`).
+        with_workers_awake(|| -> Result<(), TrainError> {
+            while let Some(batch) = batches_of_epoch.next_batch() {
+                let lr = config.schedule.lr_at(config.lr, state.step, total_steps);
+                let output = model.forward(batch.x)?;
+                let loss = objective.loss(output.view(), batch.y)?;
+                if !loss.is_finite() {
+                    return Err(TrainError::NonFinite {
+                        epoch: epoch + 1,
+                        batch: batch.index + 1,
+                        value: loss,
+                        lr,
+                    });
+                }
+                model.backward_params(objective.grad()?.view())?;
+                sgd.step_and_zero_grad(model, lr);
+                state.step += 1;
+                train_loss.add(loss as f64, batch.y.len());
+                callbacks.on_batch(&BatchInfo {
                     epoch: epoch + 1,
                     batch: batch.index + 1,
-                    value: loss,
+                    batches,
+                    loss,
                     lr,
+                    samples: batch.y.len(),
                 });
             }
-            model.backward_params(objective.grad()?.view())?;
-            sgd.step_and_zero_grad(model, lr);
-            state.step += 1;
-            train_loss.add(loss as f64, batch.y.len());
-            callbacks.on_batch(&BatchInfo {
-                epoch: epoch + 1,
-                batch: batch.index + 1,
-                batches,
-                loss,
-                lr,
-                samples: batch.y.len(),
-            });
-        }
+            Ok(())
+        })?;
         let seconds = started.elapsed().as_secs_f64();
         state.epochs_done = epoch + 1;
         let valid = valid
