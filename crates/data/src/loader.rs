@@ -44,6 +44,10 @@ fn uniform_below(rng: &mut impl RngCore, bound: u32) -> u32 {
     }
 }
 
+/// Batches of at least this many values are converted in parallel (inside a rayon pool of
+/// more than one thread).
+const PARALLEL_VALUES: usize = 1 << 15;
+
 /// How many images ahead the batch loop prefetches.
 const PREFETCH_DISTANCE: usize = 4;
 
@@ -159,18 +163,35 @@ impl Epoch<'_, '_> {
         loader.x.resize((end - start) * features, 0.0);
         loader.y.clear();
         let indices = &loader.indices[start..end];
-        for (n, (row, &i)) in loader.x.chunks_exact_mut(features).zip(indices).enumerate() {
-            // Shuffled images are scattered over the whole split: ask for one a few rows ahead
-            // while this one is converted, so the loop does not wait on memory.
-            if let Some(&ahead) = indices.get(n + PREFETCH_DISTANCE) {
-                prefetch(loader.subset.image(ahead as usize));
+        let subset = loader.subset;
+        let convert = |x: &mut [f32], indices: &[u32]| {
+            for (n, (row, &i)) in x.chunks_exact_mut(features).zip(indices).enumerate() {
+                // Shuffled images are scattered over the whole split: ask for one a few rows
+                // ahead while this one is converted, so the loop does not wait on memory.
+                if let Some(&ahead) = indices.get(n + PREFETCH_DISTANCE) {
+                    prefetch(subset.image(ahead as usize));
+                }
+                // A multiply-add per pixel: the compiler vectorizes it (a table lookup it cannot).
+                for (x, &p) in row.iter_mut().zip(subset.image(i as usize)) {
+                    *x = p as f32 * scale + shift;
+                }
             }
-            // A multiply-add per pixel: the compiler vectorizes it (a table lookup it cannot).
-            for (x, &p) in row.iter_mut().zip(loader.subset.image(i as usize)) {
-                *x = p as f32 * scale + shift;
-            }
-            loader.y.push(loader.subset.labels[i as usize]);
+        };
+        // Inside a pool of several threads, large batches are converted in parallel pieces
+        // (each value depends on its pixel only, so the split changes nothing).
+        let rows = end - start;
+        if rayon::current_num_threads() > 1 && rows * features >= PARALLEL_VALUES {
+            use rayon::prelude::*;
+            let per_task = rows.div_ceil(rayon::current_num_threads());
+            loader
+                .x
+                .par_chunks_mut(per_task * features)
+                .zip(indices.par_chunks(per_task))
+                .for_each(|(x, indices)| convert(x, indices));
+        } else {
+            convert(&mut loader.x, indices);
         }
+        loader.y.extend(indices.iter().map(|&i| subset.labels[i as usize]));
         let index = self.next;
         self.next += 1;
         let x = ArrayView2::from_shape((end - start, features), &loader.x).expect("batch buffer has the batch's shape");
@@ -231,6 +252,39 @@ mod tests {
         assert_eq!(sizes, vec![4, 4, 2]);
         seen.sort();
         assert_eq!(seen, (0..10).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn parallel_conversion_gives_the_serial_batches() {
+        // 100 images of 28 × 28 per batch: above the size converted in parallel.
+        let s = Subset {
+            name: "train",
+            rows: 28,
+            cols: 28,
+            pixels: (0..250 * 784).map(|i| (i * 7 % 251) as u8).collect(),
+            labels: (0..250).map(|i| (i % 10) as u8).collect(),
+        };
+        let norm = Normalization {
+            scale: 255.0,
+            mean: 0.13,
+            std: 0.31,
+        };
+        let batches = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| {
+                let mut loader = DataLoader::new(&s, &norm, 100, Order::Shuffled { seed: 5 }).unwrap();
+                let mut epoch = loader.epoch(2);
+                let mut out = Vec::new();
+                while let Some(b) = epoch.next_batch() {
+                    out.push((b.x.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), b.y.to_vec()));
+                }
+                out
+            })
+        };
+        let serial = batches(1);
+        assert_eq!(serial.len(), 3);
+        assert_eq!(serial, batches(2));
+        assert_eq!(serial, batches(3));
     }
 
     #[test]

@@ -8,6 +8,10 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+/// Idle polls (a few µs each at most) before a helper also yields its core to the OS on each
+/// poll: the gaps between a training step's products are shorter than this.
+const SPIN_POLLS: u32 = 2000;
+
 /// Runs `f` on this thread while every other worker of the current rayon pool polls for work
 /// (`rayon::yield_now`) instead of sleeping. Returns what `f` returns.
 ///
@@ -34,9 +38,17 @@ pub fn with_workers_awake<R>(f: impl FnOnce() -> R) -> R {
         for _ in 0..helpers {
             scope.spawn(|_| {
                 started.fetch_add(1, Ordering::AcqRel);
+                let mut idle_polls = 0u32;
                 while !done.load(Ordering::Acquire) {
-                    if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                    if rayon::yield_now() == Some(rayon::Yield::Executed) {
+                        idle_polls = 0;
+                    } else if idle_polls < SPIN_POLLS {
+                        idle_polls += 1;
                         std::hint::spin_loop();
+                    } else {
+                        // Long without work: still poll, but let the OS run anything else
+                        // that wants this core (on a busy machine spinning would steal it).
+                        std::thread::yield_now();
                     }
                 }
             });
