@@ -581,6 +581,15 @@ fn train(args: &BenchArgs) -> Result<()> {
     let timed_epochs = if args.quick { 1 } else { args.epochs };
     if !args.json {
         println!("machine: {}", machine());
+        let peak = [fma_peak(1), fma_peak(2)];
+        println!("FMA peak: {:.0} GFLOP/s on 1 thread, {:.0} on 2", peak[0], peak[1]);
+        if peak[1] < 1.6 * peak[0] {
+            println!(
+                "note: two threads reach only {:.1}x one thread's peak now: the two CPUs share a core \
+                 (or another program is busy), so 2-thread figures of this run understate",
+                peak[1] / peak[0]
+            );
+        }
         println!(
             "one epoch of {} MNIST samples, plain SGD (lr 0.05), median of {timed_epochs} epochs after one warm-up",
             splits.train.len()
