@@ -7,7 +7,9 @@
 //!   partial sums along k, reduced horizontally at the end.
 //! - **rows** (`B` and `C` rows contiguous, as in `gᵀ·x` and `g·W`): vectors run along n; each
 //!   step p broadcasts `A[i, p]` for 6 rows and multiplies a 64-wide slice of `B[p, :]`, read in
-//!   place. `C` is updated with full-width loads and stores (masked at the right edge).
+//!   place. `C` is updated with full-width loads and stores (masked at the right edge). When
+//!   A's rows are contiguous, a remainder of at most 8 columns past n's last whole vector (2
+//!   for n = 50) is computed as dot products instead of filling 2 of 16 lanes at every step.
 //! - **transposed rows** (`x·Wᵀ` with a short x): `Wᵀ` is first transposed into a row-major
 //!   buffer (16 × 16 blocks in registers), then the rows path runs on it. The transpose costs a
 //!   pass over W; the rows path then runs at the kernel's full rate, where the dot path spends
@@ -33,8 +35,8 @@ pub(crate) fn choose(a: &MatRef, b: &MatRef, c: &MatMut) -> Option<Direct> {
     if m == 0 || n == 0 || k == 0 {
         return None;
     }
-    // Dot path: x·Wᵀ with few rows. It reads all of B (W, from L2) once per DOT_MR rows of A,
-    // so it pays off only for short A: above DOT_MAX_M rows the packed path wins in training.
+    // Dot path: x·Wᵀ with few rows (x stays in L2 while each block of W rows is read once);
+    // above DOT_MAX_M rows the packed path wins in training.
     if a.cs == 1 && b.rs == 1 && k >= 16 && n * k <= 1 << 20 && m <= DOT_MAX_M {
         // Transposed rows when the rows path fills its vectors (n = 256: yes; n = 50 wastes 14
         // of 64 lanes, and the dot path, which vectorizes along k, wins there).
