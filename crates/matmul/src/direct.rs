@@ -7,9 +7,10 @@
 //!   partial sums along k, reduced horizontally at the end.
 //! - **rows** (`B` and `C` rows contiguous, as in `gᵀ·x` and `g·W`): vectors run along n; each
 //!   step p broadcasts `A[i, p]` for 6 rows and multiplies a 64-wide slice of `B[p, :]`, read in
-//!   place. `C` is updated with full-width loads and stores (masked at the right edge). When
-//!   A's rows are contiguous, a remainder of at most 8 columns past n's last whole vector (2
-//!   for n = 50) is computed as dot products instead of filling 2 of 16 lanes at every step.
+//!   place. `C` is updated with full-width loads and stores (masked at the right edge). A
+//!   remainder of at most 8 columns past n's last whole vector (2 for n = 50) is computed
+//!   apart instead of filling 2 of 16 lanes at every step: as dot products when A's rows are
+//!   contiguous, with vectors along m when its columns are.
 //! - **transposed rows** (`x·Wᵀ` with a short x): `Wᵀ` is first transposed into a row-major
 //!   buffer (16 × 16 blocks in registers), then the rows path runs on it. The transpose costs a
 //!   pass over W; the rows path then runs at the kernel's full rate, where the dot path spends
@@ -259,16 +260,18 @@ mod x86 {
         static B_TAIL: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
     }
 
-    /// The rows path. When A's rows are contiguous and n leaves a short remainder past its last
-    /// whole vector (n = 50: 2 columns, which would fill 2 of 16 lanes for every step of k),
-    /// those columns are computed as dot products along k instead (the dot path, on a
-    /// column-major copy of them). The remainder is the columns past the last multiple of 16 of
-    /// the whole matrix whatever the split over threads (blocks start at multiples of 16), so
-    /// each element is computed the same way for any thread count.
+    /// The rows path. When n leaves a short remainder past its last whole vector (n = 50: 2
+    /// columns, which would fill 2 of 16 lanes at every step of k), those columns are computed
+    /// apart: as dot products along k when A's rows are contiguous (the dot path, on a
+    /// column-major copy of them), with vectors along m when A's columns are. The remainder is
+    /// the columns past the last multiple of 16 of the whole matrix whatever the split over
+    /// threads (blocks start at multiples of 16), so each element is computed the same way for
+    /// any thread count.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn rows_path(alpha: f32, a: MatRef, b: MatRef, beta: f32, c: MatMut) {
         let (m, n, k) = (c.rows, c.cols, a.cols);
-        let tail = if a.cs == 1 && n % 16 <= ROWS_DOT_TAIL {
+        let rows_contiguous = a.cs == 1;
+        let tail = if (rows_contiguous || a.rs == 1) && n % 16 <= ROWS_DOT_TAIL {
             n % 16
         } else {
             0
@@ -280,8 +283,10 @@ mod x86 {
         B_TAIL.with(|buffer| {
             let mut buffer = buffer.borrow_mut();
             buffer.clear();
-            for j in main..n {
-                buffer.extend((0..k).map(|p| *b.ptr.offset(p as isize * b.rs + j as isize * b.cs)));
+            if rows_contiguous {
+                for j in main..n {
+                    buffer.extend((0..k).map(|p| *b.ptr.offset(p as isize * b.rs + j as isize * b.cs)));
+                }
             }
             let b_tail = MatRef {
                 ptr: buffer.as_ptr(),
@@ -291,14 +296,71 @@ mod x86 {
                 cs: k as isize,
             };
             // Both parts a block of rows at a time, so that those rows of A are still in cache
-            // when the dot products read them again.
+            // when the remainder reads them again.
             for i0 in (0..m).step_by(ROWS_TAIL_BLOCK) {
                 let rows = ROWS_TAIL_BLOCK.min(m - i0);
                 let a_rows = a.sub(i0, 0, rows, k);
                 rows_vectors(alpha, a_rows, b.sub(0, 0, k, main), beta, c.sub(i0, 0, rows, main));
-                dot_path(alpha, a_rows, b_tail, beta, c.sub(i0, main, rows, tail));
+                let c_tail = c.sub(i0, main, rows, tail);
+                if rows_contiguous {
+                    dot_path(alpha, a_rows, b_tail, beta, c_tail);
+                } else {
+                    let b_cols = b.sub(0, main, k, tail);
+                    macro_rules! column_tail {
+                        ($($t:literal)*) => {
+                            match tail {
+                                $($t => column_tail::<$t>(alpha, a_rows, b_cols, beta, c_tail),)*
+                                _ => unreachable!(),
+                            }
+                        };
+                    }
+                    column_tail!(1 2 3 4 5 6 7 8);
+                }
             }
         })
+    }
+
+    /// `C (m × T) = α·A·B + β·C` for a column-major A (`a.rs == 1`): 32 rows of C at a time in
+    /// two vectors along m (masked at the bottom), one broadcast of `B[p, j]` per column and step.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn column_tail<const T: usize>(alpha: f32, a: MatRef, b: MatRef, beta: f32, c: MatMut) {
+        let (m, k) = (c.rows, a.cols);
+        let mask_of = |rows: usize| -> __mmask16 {
+            if rows >= 16 {
+                0xffff
+            } else {
+                ((1u32 << rows) - 1) as u16
+            }
+        };
+        for i0 in (0..m).step_by(32) {
+            let rows = 32.min(m - i0);
+            let (mask0, mask1) = (mask_of(rows), mask_of(rows.saturating_sub(16)));
+            let mut lo = [_mm512_setzero_ps(); T];
+            let mut hi = [_mm512_setzero_ps(); T];
+            for p in 0..k {
+                let column = a.ptr.offset(p as isize * a.cs).add(i0);
+                let a_lo = _mm512_maskz_loadu_ps(mask0, column);
+                let a_hi = _mm512_maskz_loadu_ps(mask1, column.add(16));
+                for j in 0..T {
+                    let bj = _mm512_set1_ps(*b.ptr.offset(p as isize * b.rs + j as isize * b.cs));
+                    lo[j] = _mm512_fmadd_ps(a_lo, bj, lo[j]);
+                    hi[j] = _mm512_fmadd_ps(a_hi, bj, hi[j]);
+                }
+            }
+            let mut values = [0.0f32; 32];
+            for j in 0..T {
+                _mm512_storeu_ps(values.as_mut_ptr(), lo[j]);
+                _mm512_storeu_ps(values.as_mut_ptr().add(16), hi[j]);
+                for (r, &v) in values.iter().enumerate().take(rows) {
+                    merge(
+                        c.ptr.offset((i0 + r) as isize * c.rs + j as isize * c.cs),
+                        alpha,
+                        beta,
+                        v,
+                    );
+                }
+            }
+        }
     }
 
     /// The rows path's vector loop: 16-lane vectors along n, the last one masked.

@@ -217,6 +217,10 @@ fn the_network_shapes_are_bit_identical_across_thread_counts() {
         let w = random(n, k, &mut rng);
         let c = random(m, n, &mut rng);
         check(1.0, a.view(), w.t(), 1.0, &c, &format!("{m}x{k}x{n} (Bᵀ view)"));
+        // A as the transposed view of a [k, m] array (column-major A: the rows path's remainder
+        // then runs with vectors along m).
+        let a_stored = random(k, m, &mut rng);
+        check(1.0, a_stored.t(), b.view(), 0.0, &c, &format!("{m}x{k}x{n} (Aᵀ view)"));
         // And through a real rayon pool of each size, via the default entry point.
         let results: Vec<Array2<f32>> = [1, 2]
             .iter()
