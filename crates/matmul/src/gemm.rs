@@ -342,6 +342,14 @@ fn pack_b<K: MicroKernel>(b: MatRef, out: &mut [f32]) {
     for (t, j0) in (0..nc).step_by(K::NR).enumerate().skip(first) {
         let nr = K::NR.min(nc - j0);
         let sliver = &mut out[t * K::NR * kc..(t + 1) * K::NR * kc];
+        // Column-major B (the transposed view Wᵀ): the kernel's own transposing pack.
+        // SAFETY: a full sliver: NR columns of kc floats from (0, j0).
+        if b.rs == 1
+            && nr == K::NR
+            && unsafe { K::pack_b_col_major(kc, b.ptr.offset(j0 as isize * b.cs), b.cs, sliver.as_mut_ptr()) }
+        {
+            continue;
+        }
         // Any other layout, and the last, partial sliver: element by element, zero-padded.
         for p in 0..kc {
             let dst = &mut sliver[p * K::NR..(p + 1) * K::NR];

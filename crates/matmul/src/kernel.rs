@@ -33,6 +33,16 @@ pub(crate) trait MicroKernel {
         false
     }
 
+    /// Packs one full NR-wide sliver of a **column-major** B (`b` points at `B[p0, j0]`,
+    /// columns `cs` apart, each contiguous along k) into `out` (`kc·NR` floats, p-major), if
+    /// this kernel has a fast way to; returns whether it did. Same values as the scalar packing.
+    ///
+    /// # Safety
+    /// The NR columns of `kc` floats exist, and the CPU supports the kernel's instruction set.
+    unsafe fn pack_b_col_major(_kc: usize, _b: *const f32, _cs: isize, _out: *mut f32) -> bool {
+        false
+    }
+
     /// Runs the kernel on a full tile and merges it straight into a **row-major** C
     /// (`c` points at the tile's first element, rows `rs` apart): `C ← β·C + α·T`, or `α·T`
     /// when β = 0, with the same roundings as the scalar merge. Returns whether it did.
@@ -171,6 +181,12 @@ mod x86 {
         }
 
         #[inline]
+        unsafe fn pack_b_col_major(kc: usize, b: *const f32, cs: isize, out: *mut f32) -> bool {
+            pack_10_columns(kc, b, cs, out);
+            true
+        }
+
+        #[inline]
         unsafe fn run_into_row_major(
             kc: usize,
             a: *const f32,
@@ -262,6 +278,36 @@ mod x86 {
                 for i in 0..16 {
                     *out.add(p * 32 + 16 * half + i) = *rows.offset(i as isize * rs).add(p);
                 }
+            }
+        }
+    }
+
+    /// Transposes 10 contiguous columns of B (kc values each, `cs` apart) into p-major order:
+    /// 16 steps of k at a time through a 16 × 16 register transpose (six rows of zeros), each
+    /// step's 10 values stored with a masked store.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn pack_10_columns(kc: usize, b: *const f32, cs: isize, out: *mut f32) {
+        const NR: usize = Avx512::NR;
+        let full = kc / 16 * 16;
+        let mask: __mmask16 = (1 << NR) - 1;
+        let mut p = 0;
+        while p < full {
+            let mut r: [__m512; 16] = std::array::from_fn(|j| {
+                if j < NR {
+                    _mm512_loadu_ps(b.offset(j as isize * cs).add(p))
+                } else {
+                    _mm512_setzero_ps()
+                }
+            });
+            transpose_16x16(&mut r);
+            for (q, v) in r.iter().enumerate() {
+                _mm512_mask_storeu_ps(out.add((p + q) * NR), mask, *v);
+            }
+            p += 16;
+        }
+        for p in full..kc {
+            for j in 0..NR {
+                *out.add(p * NR + j) = *b.offset(j as isize * cs).add(p);
             }
         }
     }
