@@ -245,6 +245,8 @@ fn every_rung_of_the_ladder_agrees_with_the_reference() {
         let (want, bound) = reference(1.0, a.view(), b.view(), 0.0, &zero);
         let at = a.t().to_owned();
         let a_t_view = at.t(); // a column-major view with the same values
+        let bt = b.t().to_owned();
+        let b_t_view = bt.t(); // likewise for B (packed through the transposing B pack)
         for (name, f) in [
             (
                 "naive_ijk",
@@ -262,6 +264,12 @@ fn every_rung_of_the_ladder_agrees_with_the_reference() {
                 &want,
                 &bound,
                 &format!("{name} (Aᵀ view) {m}x{k}x{n}"),
+            );
+            assert_close(
+                &f(a.view(), b_t_view),
+                &want,
+                &bound,
+                &format!("{name} (Bᵀ view) {m}x{k}x{n}"),
             );
         }
     }
