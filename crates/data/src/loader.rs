@@ -44,9 +44,9 @@ fn uniform_below(rng: &mut impl RngCore, bound: u32) -> u32 {
     }
 }
 
-/// Batches of at least this many values are converted in parallel (inside a rayon pool of
-/// more than one thread).
-const PARALLEL_VALUES: usize = 1 << 15;
+/// Batches of at least this many values (167 MNIST images) are converted in parallel (inside
+/// a rayon pool of more than one thread).
+const PARALLEL_VALUES: usize = 1 << 17;
 
 /// How many images ahead the batch loop prefetches.
 const PREFETCH_DISTANCE: usize = 4;
@@ -177,10 +177,12 @@ impl Epoch<'_, '_> {
                 }
             }
         };
-        // Inside a pool of several threads, large batches are converted in parallel pieces
-        // (each value depends on its pixel only, so the split changes nothing).
+        // Called from inside a pool of several threads (as the fit loop is), large batches are
+        // converted in parallel pieces (each value depends on its pixel only, so the split
+        // changes nothing). From outside a pool, reaching the workers costs more than it saves.
         let rows = end - start;
-        if rayon::current_num_threads() > 1 && rows * features >= PARALLEL_VALUES {
+        let in_pool = rayon::current_thread_index().is_some();
+        if in_pool && rayon::current_num_threads() > 1 && rows * features >= PARALLEL_VALUES {
             use rayon::prelude::*;
             let per_task = rows.div_ceil(rayon::current_num_threads());
             loader
@@ -256,13 +258,13 @@ mod tests {
 
     #[test]
     fn parallel_conversion_gives_the_serial_batches() {
-        // 100 images of 28 × 28 per batch: above the size converted in parallel.
+        // 200 images of 28 × 28 per batch: above the size converted in parallel.
         let s = Subset {
             name: "train",
             rows: 28,
             cols: 28,
-            pixels: (0..250 * 784).map(|i| (i * 7 % 251) as u8).collect(),
-            labels: (0..250).map(|i| (i % 10) as u8).collect(),
+            pixels: (0..500 * 784).map(|i| (i * 7 % 251) as u8).collect(),
+            labels: (0..500).map(|i| (i % 10) as u8).collect(),
         };
         let norm = Normalization {
             scale: 255.0,
@@ -272,7 +274,7 @@ mod tests {
         let batches = |threads: usize| {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
             pool.install(|| {
-                let mut loader = DataLoader::new(&s, &norm, 100, Order::Shuffled { seed: 5 }).unwrap();
+                let mut loader = DataLoader::new(&s, &norm, 200, Order::Shuffled { seed: 5 }).unwrap();
                 let mut epoch = loader.epoch(2);
                 let mut out = Vec::new();
                 while let Some(b) = epoch.next_batch() {
