@@ -161,6 +161,16 @@ fn random(rows: usize, cols: usize, seed: u64) -> Array2<f32> {
     Init::StandardNormal.weight(rows, cols, &mut rng(seed))
 }
 
+/// A random `rows × cols` operand; `transposed` stores it column-major, so that its view is a
+/// transposed view (as `x·Wᵀ` passes `W`).
+fn operand(rows: usize, cols: usize, transposed: bool, seed: u64) -> Array2<f32> {
+    if transposed {
+        random(cols, rows, seed).reversed_axes()
+    } else {
+        random(rows, cols, seed)
+    }
+}
+
 /// `C = A·B` with matrixmultiply's sgemm (its own kernels, AVX-512 feature on), one thread.
 fn matrixmultiply_sgemm(a: ArrayView2<f32>, b: ArrayView2<f32>, c: &mut Array2<f32>) {
     let (m, k, n) = (a.nrows(), a.ncols(), b.ncols());
@@ -305,26 +315,11 @@ fn matmul(args: &BenchArgs) -> Result<()> {
     let mut rows = Vec::new();
     for shape in &shapes {
         let (m, k, n) = (shape.m, shape.k, shape.n);
-        let a_store = if shape.a_transposed {
-            random(k, m, 1)
-        } else {
-            random(m, k, 1)
-        };
-        let a = if shape.a_transposed {
-            a_store.t()
-        } else {
-            a_store.view()
-        };
-        let b_store = if shape.b_transposed {
-            random(n, k, 2)
-        } else {
-            random(k, n, 2)
-        };
-        let b = if shape.b_transposed {
-            b_store.t()
-        } else {
-            b_store.view()
-        };
+        let (a_store, b_store) = (
+            operand(m, k, shape.a_transposed, 1),
+            operand(k, n, shape.b_transposed, 2),
+        );
+        let (a, b) = (a_store.view(), b_store.view());
         let flops = 2.0 * (m * n * k) as f64;
         let size = m * n * k;
         let mut record = |name: &str, threads: usize, seconds: f64| {
