@@ -85,8 +85,8 @@ impl Sgd {
     }
 }
 
-/// Parameters updated in parallel when a tensor has at least this many elements (and the pool
-/// has more than one thread). Each element's update is independent of every other, so the
+/// Parameters updated in parallel when a tensor has at least this many elements (and the step
+/// runs inside a pool of more than one thread). Each element's update is independent of every other, so the
 /// split cannot change a bit.
 const PARALLEL_UPDATE: usize = 1 << 16;
 /// Elements per parallel task.
@@ -121,7 +121,10 @@ fn update_slices(
             grad.fill(0.0);
         }
     };
-    if value.len() < PARALLEL_UPDATE || rayon::current_num_threads() == 1 {
+    // Split only from inside a pool of several threads (the fit loop runs in one): from
+    // outside, reaching the workers costs more than the update.
+    let in_pool = rayon::current_thread_index().is_some();
+    if value.len() < PARALLEL_UPDATE || !in_pool || rayon::current_num_threads() == 1 {
         return serial(value, grad, velocity);
     }
     use rayon::prelude::*;
