@@ -116,6 +116,16 @@ mod x86 {
     use super::*;
     use std::arch::x86_64::*;
 
+    /// The mask of the first `count` of 16 lanes (all 16 from 16 up).
+    #[inline(always)]
+    fn first_lanes(count: usize) -> __mmask16 {
+        if count >= 16 {
+            0xffff
+        } else {
+            ((1u32 << count) - 1) as u16
+        }
+    }
+
     #[inline(always)]
     fn merge(c: *mut f32, alpha: f32, beta: f32, v: f32) {
         // SAFETY: the caller passes a valid element of C.
@@ -175,8 +185,7 @@ mod x86 {
             p += 16;
         }
         if p < k {
-            let mask: __mmask16 = (1u32 << (k - p)) as u16 - 1;
-            let mask = if k - p == 16 { 0xffff } else { mask };
+            let mask = first_lanes(k - p);
             let bv: [__m512; NR] = std::array::from_fn(|s| _mm512_maskz_loadu_ps(mask, b_cols[s].add(p)));
             for r in 0..MR {
                 let av = _mm512_maskz_loadu_ps(mask, a_rows[r].add(p));
@@ -325,16 +334,9 @@ mod x86 {
     #[target_feature(enable = "avx512f")]
     unsafe fn column_tail<const T: usize>(alpha: f32, a: MatRef, b: MatRef, beta: f32, c: MatMut) {
         let (m, k) = (c.rows, a.cols);
-        let mask_of = |rows: usize| -> __mmask16 {
-            if rows >= 16 {
-                0xffff
-            } else {
-                ((1u32 << rows) - 1) as u16
-            }
-        };
         for i0 in (0..m).step_by(32) {
             let rows = 32.min(m - i0);
-            let (mask0, mask1) = (mask_of(rows), mask_of(rows.saturating_sub(16)));
+            let (mask0, mask1) = (first_lanes(rows), first_lanes(rows.saturating_sub(16)));
             let mut lo = [_mm512_setzero_ps(); T];
             let mut hi = [_mm512_setzero_ps(); T];
             for p in 0..k {
@@ -370,11 +372,7 @@ mod x86 {
         for j0 in (0..n).step_by(ROWS_NR) {
             let nc = ROWS_NR.min(n - j0);
             let vectors = nc.div_ceil(16);
-            let last_mask: __mmask16 = if nc % 16 == 0 {
-                0xffff
-            } else {
-                ((1u32 << (nc % 16)) - 1) as u16
-            };
+            let last_mask = first_lanes(nc - (vectors - 1) * 16);
             for i0 in (0..m).step_by(ROWS_MR) {
                 let mr = ROWS_MR.min(m - i0);
                 macro_rules! tile {
