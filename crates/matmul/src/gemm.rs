@@ -16,18 +16,31 @@
 use std::cell::RefCell;
 
 use crate::direct::{self, Direct};
-use crate::kernel::{Avx2Fma, Avx512, Kernel, MicroKernel, Portable};
+use crate::kernel::{Avx2Fma, Avx512, Avx512Wide, Kernel, MicroKernel, Portable};
 
-/// LOOP 4: depth of a packed panel. A B sliver (NR × KC floats, 20 KiB for AVX-512) stays in
-/// the 48 KiB L1 while LOOP 1 runs over the A block.
-pub const KC: usize = 512;
-/// LOOP 3: rows of the packed A block. MC × KC floats (512 KiB) fit the 1 MiB L2.
+/// LOOP 4: the most depth of a packed panel; k is cut into equal panels of at most KC (see
+/// [`panel_depth`]). The sliver that LOOP 1 keeps in L1 (32 × KC floats for the 14 × 32 tile,
+/// 48 KiB; 10 × KC for the 32 × 10 one) shares the 48 KiB L1 with the stream of the other.
+/// 384 measured best for both tiles on an Intel Xeon (256: −6%, 512: −7% at 1024³).
+pub const KC: usize = 384;
+
+/// The depth of each LOOP 4 panel for a product of depth k: k cut into `ceil(k / KC)` equal
+/// panels (rounded up to a multiple of 16), so that no short last panel pays for a whole merge
+/// into C (784 = 2 × 392, not 384 + 384 + 16). Depends on k alone, so every element of C sums
+/// the same panels whichever tile or thread computes it.
+pub fn panel_depth(k: usize) -> usize {
+    let panels = k.div_ceil(KC).max(1);
+    k.div_ceil(panels).next_multiple_of(16).clamp(1, k.max(1))
+}
+/// LOOP 3: rows of the packed A block (rounded down to whole slivers). MC × KC floats
+/// (384 KiB) stay in L2 (1–2 MiB a core).
 pub const MC: usize = 256;
-/// LOOP 5: columns of the packed B panel. KC × NC floats (4 MiB) stay in L3.
+/// LOOP 5: columns of the packed B panel (rounded down to whole slivers). KC × NC floats
+/// (3 MiB) stay in L3.
 pub const NC: usize = 2048;
 
-/// Room for the largest micro-kernel tile (AVX-512: 32 × 10).
-const MAX_TILE: usize = 320;
+/// Room for the largest micro-kernel tile (AVX-512: 14 × 32).
+const MAX_TILE: usize = 448;
 
 /// Below this many multiply-adds (m·n·k) a product runs on one thread: waking a second rayon
 /// worker costs 9–50 µs, and in a training step (products separated by other work) moving the
@@ -112,34 +125,52 @@ pub(crate) fn gemm_dispatch(
                 Direct::TransposedRows if c.rows <= direct::DOT_MAX_M => (usize::MAX, 16),
                 Direct::TransposedRows => (direct::ROWS_MR, direct::ROWS_NR),
             };
-            return split_blocks(a, b, c, threads, unit_m, unit_n, &|a, b, c| {
+            // Along the side with more tiles.
+            let along_m = c.rows.div_ceil(unit_m) >= c.cols.div_ceil(unit_n);
+            return split_blocks(a, b, c, threads, along_m, unit_m, unit_n, &|a, b, c| {
                 direct::run(path, alpha, a, b, beta, c)
             });
         }
     }
     match kernel {
-        Kernel::Avx512 => split::<Avx512>(alpha, a, b, beta, c, threads),
+        Kernel::Avx512 if prefers_wide_tile(c.rows, c.cols, &c) => split::<Avx512Wide>(alpha, a, b, beta, c, threads),
+        Kernel::Avx512 | Kernel::Avx512Tall => split::<Avx512>(alpha, a, b, beta, c, threads),
+        Kernel::Avx512Wide => split::<Avx512Wide>(alpha, a, b, beta, c, threads),
         Kernel::Avx2Fma => split::<Avx2Fma>(alpha, a, b, beta, c, threads),
         Kernel::Portable => split::<Portable>(alpha, a, b, beta, c, threads),
     }
 }
 
-/// Splits C into `threads` fixed blocks along its longer side (in whole tiles) and runs the
-/// loop nest on each block in a rayon task.
+/// Whether the 14 × 32 tile (vectors along n) suits an `m × n` C better than the 32 × 10 one
+/// (vectors along m): only for a row-major C, which it merges without a transpose, and when
+/// the fraction of its lanes and tiles that do useful work, times its ~10% higher rate on full
+/// tiles (`cargo xtask bench matmul`), beats the 32 × 10 tile's. So n = 256 or 1024 take the
+/// wide tile, n = 50 (14 of 64 lanes idle) the tall one. Depends on the shape alone, never on
+/// the thread count.
+fn prefers_wide_tile(m: usize, n: usize, c: &MatMut) -> bool {
+    let fill = |len: usize, unit: usize| len as f64 / (len.div_ceil(unit) * unit) as f64;
+    c.cs == 1 && 1.1 * fill(n, 32) * fill(m, 14) >= fill(m, 32) * fill(n, 10)
+}
+
+/// Splits C into `threads` fixed blocks along its longer side, m only when m > n (in whole
+/// tiles), and runs the loop nest on each block in a rayon task. (On squares, halves of n ran
+/// 5–10% faster than halves of m with either tile, measured at 256³ to 2048³ on 2 threads.)
 fn split<K: MicroKernel>(alpha: f32, a: MatRef, b: MatRef, beta: f32, c: MatMut, threads: usize) {
-    split_blocks(a, b, c, threads, K::MR, K::NR, &|a, b, c| {
+    split_blocks(a, b, c, threads, c.rows > c.cols, K::MR, K::NR, &|a, b, c| {
         loop_nest::<K>(alpha, a, b, beta, c)
     })
 }
 
 /// Runs `block` on the whole product, or — for a large one and `threads` > 1 — on `threads`
-/// fixed blocks of C cut along its longer side in whole tiles (`unit_m` rows or `unit_n`
-/// columns), each in a rayon task.
+/// fixed blocks of C cut along m (`along_m`, in whole tiles of `unit_m` rows) or along n (in
+/// whole tiles of `unit_n` columns), each in a rayon task.
+#[allow(clippy::too_many_arguments)]
 fn split_blocks(
     a: MatRef,
     b: MatRef,
     c: MatMut,
     threads: usize,
+    along_m: bool,
     unit_m: usize,
     unit_n: usize,
     block: &(dyn Fn(MatRef, MatRef, MatMut) + Sync),
@@ -148,7 +179,6 @@ fn split_blocks(
     if threads <= 1 || m * n * k < PARALLEL_THRESHOLD {
         return block(a, b, c);
     }
-    let along_m = m.div_ceil(unit_m) >= n.div_ceil(unit_n);
     let (len, unit) = if along_m { (m, unit_m) } else { (n, unit_n) };
     let tiles = len.div_ceil(unit);
     let parts = threads.min(tiles);
@@ -178,8 +208,12 @@ fn loop_nest<K: MicroKernel>(alpha: f32, a: MatRef, b: MatRef, beta: f32, c: Mat
     }
     PACK_BUFFERS.with(|buffers| {
         let (a_pack, b_pack) = &mut *buffers.borrow_mut();
-        let a_len = MC.div_ceil(K::MR) * K::MR * KC;
-        let b_len = NC.min(n).div_ceil(K::NR) * K::NR * KC;
+        // MC and NC rounded down to whole slivers, so that only the last block of each loop
+        // has a partial tile.
+        let (mc_step, nc_step) = (MC / K::MR * K::MR, NC / K::NR * K::NR);
+        let kc_step = panel_depth(k);
+        let a_len = mc_step * kc_step;
+        let b_len = nc_step.min(n).div_ceil(K::NR) * K::NR * kc_step;
         if a_pack.len() < a_len {
             a_pack.resize(a_len, 0.0);
         }
@@ -190,17 +224,17 @@ fn loop_nest<K: MicroKernel>(alpha: f32, a: MatRef, b: MatRef, beta: f32, c: Mat
         let mut tile = [0.0f32; MAX_TILE];
         debug_assert!(K::MR * K::NR <= MAX_TILE);
         // LOOP 5: split n into panels of NC columns.
-        for jc in (0..n).step_by(NC) {
-            let nc = NC.min(n - jc);
+        for jc in (0..n).step_by(nc_step) {
+            let nc = nc_step.min(n - jc);
             // LOOP 4: split k into panels of depth KC; pack the B panel once per (jc, pc).
-            for pc in (0..k).step_by(KC) {
-                let kc = KC.min(k - pc);
+            for pc in (0..k).step_by(kc_step) {
+                let kc = kc_step.min(k - pc);
                 pack_b::<K>(b.sub(pc, jc, kc, nc), b_pack);
                 // β applies once, on the first pass over k; later passes accumulate (β = 1).
                 let merge_beta = if pc == 0 { beta } else { 1.0 };
                 // LOOP 3: split m into blocks of MC rows; pack the A block.
-                for ic in (0..m).step_by(MC) {
-                    let mc = MC.min(m - ic);
+                for ic in (0..m).step_by(mc_step) {
+                    let mc = mc_step.min(m - ic);
                     pack_a::<K>(a.sub(ic, pc, mc, kc), a_pack);
                     // LOOP 2: one NR-wide B sliver at a time.
                     for jr in (0..nc).step_by(K::NR) {

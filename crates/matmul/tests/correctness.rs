@@ -281,6 +281,51 @@ fn mismatched_shapes_name_both() {
     backprop_matmul::matmul(Array2::zeros((2, 3)).view(), Array2::zeros((4, 2)).view());
 }
 
+#[test]
+fn both_avx512_tiles_give_identical_bits() {
+    // The 32 × 10 tile (vectors along m) and the 14 × 32 tile (vectors along n) compute each
+    // element as the same chain of fused multiply-adds over the same panels of k, so choosing
+    // between them by shape never changes a result.
+    if !Kernel::Avx512Wide.is_supported() {
+        eprintln!("SKIPPED: no AVX-512 on this CPU");
+        return;
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    for (m, k, n, beta) in [
+        (256, 256, 256, 0.0),
+        (45, 800, 77, 1.0),
+        (300, 530, 129, -0.5),
+        (14, 33, 32, 0.0),
+    ] {
+        let (a, b, c0) = (random(m, k, &mut rng), random(k, n, &mut rng), random(m, n, &mut rng));
+        let bt = b.t().to_owned(); // B as a transposed view too
+        for b_view in [b.view(), bt.t()] {
+            let mut tall = c0.clone();
+            gemm_with(Kernel::Avx512Tall, 2, 1.0, a.view(), b_view, beta, tall.view_mut());
+            let mut wide = c0.clone();
+            gemm_with(Kernel::Avx512Wide, 1, 1.0, a.view(), b_view, beta, wide.view_mut());
+            assert!(
+                tall.iter().zip(&wide).all(|(x, y)| x.to_bits() == y.to_bits()),
+                "{m}x{k}x{n}: the two tiles differ"
+            );
+        }
+    }
+}
+
+#[test]
+fn panels_of_k_are_balanced_and_cover_k() {
+    use backprop_matmul::gemm::{panel_depth, KC};
+    assert_eq!(panel_depth(784), 272); // 272 + 272 + 240, not 384 + 384 + 16
+    assert_eq!(panel_depth(256), 256);
+    assert_eq!(panel_depth(0), 1);
+    for k in 1..3000 {
+        let depth = panel_depth(k);
+        assert!(depth >= 1 && depth <= KC.max(16) && depth <= k, "k={k}: depth {depth}");
+        let panels = k.div_ceil(depth);
+        assert_eq!(panels, k.div_ceil(KC), "k={k}: as few panels as KC allows");
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
     #[test]
