@@ -266,23 +266,51 @@ mod x86 {
     }
 
     /// The 32 × 10 register tile: `lo[j]` holds rows 0..16 of column j, `hi[j]` rows 16..32.
+    /// A (32 values a step, 128 bytes) streams from L2: fetched 8 steps ahead.
     #[inline]
     #[target_feature(enable = "avx512f")]
     unsafe fn accumulate_32x10(kc: usize, a: *const f32, b: *const f32) -> ([__m512; 10], [__m512; 10]) {
-        const NR: usize = Avx512::NR;
-        let mut lo = [_mm512_setzero_ps(); NR];
-        let mut hi = [_mm512_setzero_ps(); NR];
+        accumulate_32_by::<{ Avx512::NR }>(kc, a, b, Streamed::Vectors, 8)
+    }
+
+    /// Which operand of [`accumulate_32_by`] streams from L2 (the other stays in L1).
+    #[derive(Clone, Copy)]
+    enum Streamed {
+        Vectors,
+        Scalars,
+    }
+
+    /// The shared inner loop of both tiles: for p in 0..kc, two 16-lane vectors
+    /// `vectors[32p .. 32p+32]` times each of N broadcast scalars `scalars[Np + t]`, added
+    /// into `(lo[t], hi[t])` with one fused multiply-add per lane. The operand that streams
+    /// from L2 is fetched `steps_ahead` steps ahead of its use.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn accumulate_32_by<const N: usize>(
+        kc: usize,
+        vectors: *const f32,
+        scalars: *const f32,
+        streamed: Streamed,
+        steps_ahead: usize,
+    ) -> ([__m512; N], [__m512; N]) {
+        let (streamed, stride) = match streamed {
+            Streamed::Vectors => (vectors, 32),
+            Streamed::Scalars => (scalars, N),
+        };
+        let mut lo = [_mm512_setzero_ps(); N];
+        let mut hi = [_mm512_setzero_ps(); N];
         for p in 0..kc {
-            // The A sliver streams from L2 (128 bytes a step): fetch it 8 steps ahead.
-            _mm_prefetch::<_MM_HINT_T0>(a.add(p * 32 + 8 * 32) as *const i8);
-            _mm_prefetch::<_MM_HINT_T0>(a.add(p * 32 + 8 * 32 + 16) as *const i8);
-            let a_lo = _mm512_loadu_ps(a.add(p * 32));
-            let a_hi = _mm512_loadu_ps(a.add(p * 32 + 16));
-            let b_row = b.add(p * NR);
-            for j in 0..NR {
-                let bj = _mm512_set1_ps(*b_row.add(j));
-                lo[j] = _mm512_fmadd_ps(a_lo, bj, lo[j]);
-                hi[j] = _mm512_fmadd_ps(a_hi, bj, hi[j]);
+            let ahead = streamed.add((p + steps_ahead) * stride);
+            for line in (0..stride).step_by(16) {
+                _mm_prefetch::<_MM_HINT_T0>(ahead.add(line) as *const i8);
+            }
+            let v_lo = _mm512_loadu_ps(vectors.add(p * 32));
+            let v_hi = _mm512_loadu_ps(vectors.add(p * 32 + 16));
+            let step = scalars.add(p * N);
+            for t in 0..N {
+                let s = _mm512_set1_ps(*step.add(t));
+                lo[t] = _mm512_fmadd_ps(v_lo, s, lo[t]);
+                hi[t] = _mm512_fmadd_ps(v_hi, s, hi[t]);
             }
         }
         (lo, hi)
@@ -432,25 +460,11 @@ mod x86 {
     }
 
     /// The 14 × 32 register tile: `left[i]` holds columns 0..16 of row i, `right[i]` 16..32.
+    /// A (14 values a step, 56 bytes) streams from L2: fetched 16 steps ahead.
     #[inline]
     #[target_feature(enable = "avx512f")]
     unsafe fn accumulate_14x32(kc: usize, a: *const f32, b: *const f32) -> ([__m512; 14], [__m512; 14]) {
-        const MR: usize = Avx512Wide::MR;
-        let mut left = [_mm512_setzero_ps(); MR];
-        let mut right = [_mm512_setzero_ps(); MR];
-        for p in 0..kc {
-            // The A sliver streams from L2 (56 bytes a step): fetch it 16 steps ahead.
-            _mm_prefetch::<_MM_HINT_T0>(a.add(p * MR + 16 * MR) as *const i8);
-            let b_left = _mm512_loadu_ps(b.add(p * 32));
-            let b_right = _mm512_loadu_ps(b.add(p * 32 + 16));
-            let a_column = a.add(p * MR);
-            for i in 0..MR {
-                let ai = _mm512_set1_ps(*a_column.add(i));
-                left[i] = _mm512_fmadd_ps(ai, b_left, left[i]);
-                right[i] = _mm512_fmadd_ps(ai, b_right, right[i]);
-            }
-        }
-        (left, right)
+        accumulate_32_by::<{ Avx512Wide::MR }>(kc, b, a, Streamed::Scalars, 16)
     }
 
     /// The 14 × 32 kernel merged into 14 rows of a row-major C, two full vectors a row.
