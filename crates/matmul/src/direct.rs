@@ -114,6 +114,7 @@ pub(crate) fn run(path: Direct, alpha: f32, a: MatRef, b: MatRef, beta: f32, c: 
 #[allow(clippy::needless_range_loop)] // Register tiles read best as indexed loops.
 mod x86 {
     use super::*;
+    use crate::kernel::merge_vector;
     use std::arch::x86_64::*;
 
     /// The mask of the first `count` of 16 lanes (all 16 from 16 up).
@@ -417,20 +418,10 @@ mod x86 {
                 }
             }
         }
-        let alpha_v = _mm512_set1_ps(alpha);
-        let beta_v = _mm512_set1_ps(beta);
         for r in 0..MR {
             let c_row = c.ptr.offset((i0 + r) as isize * c.rs).add(j0);
             for v in 0..NV {
-                let dst = c_row.add(16 * v);
-                let scaled = _mm512_mul_ps(alpha_v, acc[r][v]);
-                let value = if beta == 0.0 {
-                    scaled
-                } else {
-                    // β·C + α·T, rounded as the scalar merge: one multiply, then one add.
-                    _mm512_add_ps(_mm512_mul_ps(beta_v, _mm512_maskz_loadu_ps(mask(v), dst)), scaled)
-                };
-                _mm512_mask_storeu_ps(dst, mask(v), value);
+                merge_vector(c_row.add(16 * v), mask(v), alpha, beta, acc[r][v]);
             }
         }
     }

@@ -180,7 +180,7 @@ impl MicroKernel for Portable {
 }
 
 #[cfg(target_arch = "x86_64")]
-pub(crate) use x86::{transpose_16x16, Avx2Fma, Avx512, Avx512Wide};
+pub(crate) use x86::{merge_vector, transpose_16x16, Avx2Fma, Avx512, Avx512Wide};
 
 #[cfg(not(target_arch = "x86_64"))]
 pub(crate) type Avx512 = Portable;
@@ -248,21 +248,31 @@ mod x86 {
         const NR: usize = Avx512::NR;
         let (lo, hi) = accumulate_32x10(kc, a, b);
         let mask: __mmask16 = (1 << NR) - 1;
-        let (alpha_v, beta_v) = (_mm512_set1_ps(alpha), _mm512_set1_ps(beta));
         for (half, acc) in [lo, hi].into_iter().enumerate() {
             let mut r: [__m512; 16] = std::array::from_fn(|j| if j < NR { acc[j] } else { _mm512_setzero_ps() });
             transpose_16x16(&mut r);
             for (i, row) in r.iter().enumerate() {
-                let dst = c.offset((16 * half + i) as isize * rs);
-                let scaled = _mm512_mul_ps(alpha_v, *row);
-                let value = if beta == 0.0 {
-                    scaled
-                } else {
-                    _mm512_add_ps(_mm512_mul_ps(beta_v, _mm512_maskz_loadu_ps(mask, dst)), scaled)
-                };
-                _mm512_mask_storeu_ps(dst, mask, value);
+                merge_vector(c.offset((16 * half + i) as isize * rs), mask, alpha, beta, *row);
             }
         }
+    }
+
+    /// Merges one vector of a tile into C at `dst`, in the lanes of `mask`: `β·C + α·T`, or
+    /// `α·T` when β = 0 (C is then not read, whatever it holds), rounded as the scalar merge:
+    /// one multiply, then one add. Every AVX-512 path merges through this.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(crate) unsafe fn merge_vector(dst: *mut f32, mask: __mmask16, alpha: f32, beta: f32, tile: __m512) {
+        let scaled = _mm512_mul_ps(_mm512_set1_ps(alpha), tile);
+        let value = if beta == 0.0 {
+            scaled
+        } else {
+            _mm512_add_ps(
+                _mm512_mul_ps(_mm512_set1_ps(beta), _mm512_maskz_loadu_ps(mask, dst)),
+                scaled,
+            )
+        };
+        _mm512_mask_storeu_ps(dst, mask, value);
     }
 
     /// The 32 × 10 register tile: `lo[j]` holds rows 0..16 of column j, `hi[j]` rows 16..32.
@@ -479,19 +489,10 @@ mod x86 {
         beta: f32,
     ) {
         let (left, right) = accumulate_14x32(kc, a, b);
-        let (alpha_v, beta_v) = (_mm512_set1_ps(alpha), _mm512_set1_ps(beta));
         for i in 0..Avx512Wide::MR {
             let row = c.offset(i as isize * rs);
-            for (half, acc) in [(0, left[i]), (16, right[i])] {
-                let dst = row.add(half);
-                let scaled = _mm512_mul_ps(alpha_v, acc);
-                let value = if beta == 0.0 {
-                    scaled
-                } else {
-                    _mm512_add_ps(_mm512_mul_ps(beta_v, _mm512_loadu_ps(dst)), scaled)
-                };
-                _mm512_storeu_ps(dst, value);
-            }
+            merge_vector(row, 0xffff, alpha, beta, left[i]);
+            merge_vector(row.add(16), 0xffff, alpha, beta, right[i]);
         }
     }
 
