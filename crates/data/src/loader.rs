@@ -90,6 +90,13 @@ unsafe fn normalize_pixels_avx512(out: &mut [f32], pixels: &[u8], scale: f32, sh
     normalize_pixels_portable(out, pixels, scale, shift)
 }
 
+/// The positions in the epoch's order of batch `index`, if the epoch has it.
+fn batch_range(index: usize, batch_size: usize, samples: usize) -> Option<std::ops::Range<usize>> {
+    let start = index * batch_size;
+    let end = (start + batch_size).min(samples);
+    (start < end).then_some(start..end)
+}
+
 /// One minibatch, borrowed from the loader's reused buffers.
 #[derive(Debug)]
 pub struct Batch<'b> {
@@ -111,9 +118,66 @@ pub struct DataLoader<'a> {
     batch_size: usize,
     order: Order,
     drop_last: bool,
+    convert_ahead: bool,
     indices: Vec<u32>,
+    /// The batch handed out.
+    current: BatchBuffers,
+    /// The batch after it, converted ahead by [`Epoch::try_for_each_batch`].
+    ahead: BatchBuffers,
+}
+
+/// A batch's converted pixels (`[rows, features]`, row-major) and labels.
+#[derive(Debug, Default)]
+struct BatchBuffers {
     x: Vec<f32>,
     y: Vec<u8>,
+}
+
+impl BatchBuffers {
+    fn with_capacity(batch_size: usize, features: usize) -> Self {
+        BatchBuffers {
+            x: Vec::with_capacity(batch_size * features),
+            y: Vec::with_capacity(batch_size),
+        }
+    }
+
+    /// Converts the examples `indices` of `subset`: `x = pixel · scale + shift`, and the labels.
+    fn fill(&mut self, subset: &Subset, indices: &[u32], scale: f32, shift: f32) {
+        let features = subset.features();
+        self.x.resize(indices.len() * features, 0.0);
+        self.y.clear();
+        let convert = |x: &mut [f32], indices: &[u32]| {
+            for (n, (row, &i)) in x.chunks_exact_mut(features).zip(indices).enumerate() {
+                // Shuffled images are scattered over the whole split: ask for one a few rows
+                // ahead while this one is converted, so the loop does not wait on memory.
+                if let Some(&ahead) = indices.get(n + PREFETCH_DISTANCE) {
+                    prefetch(subset.image(ahead as usize));
+                }
+                normalize_pixels(row, subset.image(i as usize), scale, shift);
+            }
+        };
+        // Called from inside a pool of several threads (as the fit loop is), large batches are
+        // converted in parallel pieces (each value depends on its pixel only, so the split
+        // changes nothing). From outside a pool, reaching the workers costs more than it saves.
+        let rows = indices.len();
+        let in_pool = rayon::current_thread_index().is_some();
+        if in_pool && rayon::current_num_threads() > 1 && rows * features >= PARALLEL_VALUES {
+            use rayon::prelude::*;
+            let per_task = rows.div_ceil(rayon::current_num_threads());
+            self.x
+                .par_chunks_mut(per_task * features)
+                .zip(indices.par_chunks(per_task))
+                .for_each(|(x, indices)| convert(x, indices));
+        } else {
+            convert(&mut self.x, indices);
+        }
+        self.y.extend(indices.iter().map(|&i| subset.labels[i as usize]));
+    }
+
+    fn batch(&self, features: usize, index: usize) -> Batch<'_> {
+        let x = ArrayView2::from_shape((self.y.len(), features), &self.x).expect("batch buffer has the batch's shape");
+        Batch { x, y: &self.y, index }
+    }
 }
 
 impl<'a> DataLoader<'a> {
@@ -129,15 +193,25 @@ impl<'a> DataLoader<'a> {
             batch_size,
             order,
             drop_last: false,
+            convert_ahead: false,
             indices: (0..subset.len() as u32).collect(),
-            x: Vec::with_capacity(batch_size * subset.features()),
-            y: Vec::with_capacity(batch_size),
+            current: BatchBuffers::with_capacity(batch_size, subset.features()),
+            ahead: BatchBuffers::default(),
         })
     }
 
     /// Whether a last, incomplete batch is skipped.
     pub fn drop_last(mut self, drop_last: bool) -> Self {
         self.drop_last = drop_last;
+        self
+    }
+
+    /// Whether [`Epoch::try_for_each_batch`] converts the next batch on another worker while
+    /// the current one is used. Worth it when the work on each batch runs on one thread (it
+    /// then hides the conversion); when that work is itself split over the workers, a worker
+    /// busy converting holds up its share instead.
+    pub fn convert_ahead(mut self, convert_ahead: bool) -> Self {
+        self.convert_ahead = convert_ahead;
         self
     }
 
@@ -179,49 +253,81 @@ pub struct Epoch<'l, 'a> {
 impl Epoch<'_, '_> {
     /// The next batch, or `None` at the end of the epoch.
     pub fn next_batch(&mut self) -> Option<Batch<'_>> {
-        let loader = &mut *self.loader;
-        let start = self.next * loader.batch_size;
-        let end = (start + loader.batch_size).min(loader.samples_per_epoch());
-        if start >= end {
-            return None;
-        }
-        let features = loader.subset.features();
-        let (scale, shift) = (loader.scale, loader.shift);
-        loader.x.resize((end - start) * features, 0.0);
-        loader.y.clear();
-        let indices = &loader.indices[start..end];
-        let subset = loader.subset;
-        let convert = |x: &mut [f32], indices: &[u32]| {
-            for (n, (row, &i)) in x.chunks_exact_mut(features).zip(indices).enumerate() {
-                // Shuffled images are scattered over the whole split: ask for one a few rows
-                // ahead while this one is converted, so the loop does not wait on memory.
-                if let Some(&ahead) = indices.get(n + PREFETCH_DISTANCE) {
-                    prefetch(subset.image(ahead as usize));
-                }
-                normalize_pixels(row, subset.image(i as usize), scale, shift);
-            }
-        };
-        // Called from inside a pool of several threads (as the fit loop is), large batches are
-        // converted in parallel pieces (each value depends on its pixel only, so the split
-        // changes nothing). From outside a pool, reaching the workers costs more than it saves.
-        let rows = end - start;
-        let in_pool = rayon::current_thread_index().is_some();
-        if in_pool && rayon::current_num_threads() > 1 && rows * features >= PARALLEL_VALUES {
-            use rayon::prelude::*;
-            let per_task = rows.div_ceil(rayon::current_num_threads());
-            loader
-                .x
-                .par_chunks_mut(per_task * features)
-                .zip(indices.par_chunks(per_task))
-                .for_each(|(x, indices)| convert(x, indices));
-        } else {
-            convert(&mut loader.x, indices);
-        }
-        loader.y.extend(indices.iter().map(|&i| subset.labels[i as usize]));
         let index = self.next;
+        let loader = &mut *self.loader;
+        let range = batch_range(index, loader.batch_size, loader.samples_per_epoch())?;
+        loader
+            .current
+            .fill(loader.subset, &loader.indices[range], loader.scale, loader.shift);
         self.next += 1;
-        let x = ArrayView2::from_shape((end - start, features), &loader.x).expect("batch buffer has the batch's shape");
-        Some(Batch { x, y: &loader.y, index })
+        Some(loader.current.batch(loader.subset.features(), index))
+    }
+
+    /// Runs `step` on each remaining batch of the epoch, in order, stopping at the first error.
+    ///
+    /// With [`DataLoader::convert_ahead`], inside a rayon pool of more than one thread (as the
+    /// fit loop runs), batch k + 1 is converted on another worker while `step` runs on batch k
+    /// on this thread. The batches are
+    /// exactly those of [`Epoch::next_batch`] (a conversion depends on its pixels alone); only
+    /// the time changes. Elsewhere it is the plain loop over `next_batch`. `step` runs on this
+    /// thread and need not be `Send`.
+    ///
+    /// ```
+    /// # use backprop_data::{DataLoader, Normalization, Order, Subset};
+    /// # fn run(train: &Subset) -> backprop_data::Result<()> {
+    /// let normalization = Normalization::none(255.0);
+    /// let mut loader = DataLoader::new(train, &normalization, 64, Order::Shuffled { seed: 0 })?.convert_ahead(true);
+    /// let mut seen = 0;
+    /// loader.epoch(0).try_for_each_batch(|batch| {
+    ///     seen += batch.y.len();
+    ///     Ok::<(), std::convert::Infallible>(())
+    /// }).unwrap();
+    /// assert_eq!(seen, train.len());
+    /// # Ok(()) }
+    /// ```
+    pub fn try_for_each_batch<E>(mut self, mut step: impl FnMut(Batch<'_>) -> Result<(), E>) -> Result<(), E> {
+        let pipelined =
+            self.loader.convert_ahead && rayon::current_thread_index().is_some() && rayon::current_num_threads() > 1;
+        if !pipelined {
+            while let Some(batch) = self.next_batch() {
+                step(batch)?;
+            }
+            return Ok(());
+        }
+        let samples = self.loader.samples_per_epoch();
+        let DataLoader {
+            subset,
+            scale,
+            shift,
+            batch_size,
+            ref indices,
+            ref mut current,
+            ref mut ahead,
+            ..
+        } = *self.loader;
+        let batch_indices = |index: usize| batch_range(index, batch_size, samples).map(|range| &indices[range]);
+        let Some(first) = batch_indices(self.next) else {
+            return Ok(());
+        };
+        let features = subset.features();
+        current.fill(subset, first, scale, shift);
+        loop {
+            let index = self.next;
+            self.next += 1;
+            let following = batch_indices(index + 1);
+            let result = rayon::in_place_scope(|scope| {
+                if let Some(following) = following {
+                    let ahead = &mut *ahead;
+                    scope.spawn(move |_| ahead.fill(subset, following, scale, shift));
+                }
+                step(current.batch(features, index))
+            });
+            result?;
+            if following.is_none() {
+                return Ok(());
+            }
+            std::mem::swap(current, ahead);
+        }
     }
 }
 
@@ -309,6 +415,63 @@ mod tests {
                 expected,
                 "len {len}"
             );
+        }
+    }
+
+    #[test]
+    fn converting_ahead_gives_the_batches_of_next_batch_and_stops_at_an_error() {
+        let s = Subset {
+            name: "train",
+            rows: 28,
+            cols: 28,
+            pixels: (0..300 * 784).map(|i| (i * 13 % 253) as u8).collect(),
+            labels: (0..300).map(|i| (i % 10) as u8).collect(),
+        };
+        let norm = Normalization {
+            scale: 255.0,
+            mean: 0.13,
+            std: 0.31,
+        };
+        type Batches = Vec<(Vec<u32>, Vec<u8>, usize)>;
+        let record = |b: &Batch<'_>| (b.x.iter().map(|v| v.to_bits()).collect(), b.y.to_vec(), b.index);
+        // The reference: `next_batch` on this thread, 64 per batch (the last one 44).
+        let mut loader = DataLoader::new(&s, &norm, 64, Order::Shuffled { seed: 9 }).unwrap();
+        let mut epoch = loader.epoch(1);
+        let mut expected: Batches = Vec::new();
+        while let Some(b) = epoch.next_batch() {
+            expected.push(record(&b));
+        }
+        assert_eq!(
+            expected.iter().map(|b| b.1.len()).collect::<Vec<_>>(),
+            vec![64, 64, 64, 64, 44]
+        );
+        for threads in [1, 2, 3] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let (all, stopped): (Batches, Batches) = pool.install(|| {
+                let mut loader = DataLoader::new(&s, &norm, 64, Order::Shuffled { seed: 9 })
+                    .unwrap()
+                    .convert_ahead(true);
+                let mut all = Vec::new();
+                let ok: Result<(), ()> = loader.epoch(1).try_for_each_batch(|b| {
+                    all.push(record(&b));
+                    Ok(())
+                });
+                assert_eq!(ok, Ok(()));
+                // An error at the third batch stops the loop there and is returned.
+                let mut stopped = Vec::new();
+                let err = loader.epoch(1).try_for_each_batch(|b| {
+                    stopped.push(record(&b));
+                    if b.index == 2 {
+                        Err(b.index)
+                    } else {
+                        Ok(())
+                    }
+                });
+                assert_eq!(err, Err(2));
+                (all, stopped)
+            });
+            assert_eq!(all, expected, "{threads} threads");
+            assert_eq!(stopped, expected[..3], "{threads} threads");
         }
     }
 
