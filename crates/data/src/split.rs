@@ -82,8 +82,34 @@ pub fn pixel_stats(pixels: &[u8], scale: f64) -> (f64, f64) {
     if n == 0 {
         return (f64::NAN, f64::NAN);
     }
-    // Sums in u32 over chunks small enough not to overflow (4096 · 255² < 2³²), which the
-    // compiler vectorizes, then in u128.
+    let (sum, sum_sq) = pixel_sums(pixels);
+    let mean = sum as f64 / n as f64 / scale;
+    // Σ (p − p̄)² = Σp² − (Σp)²/n, computed as (n·Σp² − (Σp)²) / n with integers.
+    let centered = (n * sum_sq - sum * sum) as f64 / n as f64;
+    let std = if n > 1 {
+        (centered / (n - 1) as f64).sqrt() / scale
+    } else {
+        f64::NAN
+    };
+    (mean, std)
+}
+
+/// `(Σp, Σp²)` over the pixels, exactly: sums in u32 over chunks small enough not to
+/// overflow (4096 · 255² < 2³²), which the compiler vectorizes, then in u128. Where AVX-512
+/// is present the same loop is compiled for it (runtime detection); integer sums are exact,
+/// so both give the same result.
+pub fn pixel_sums(pixels: &[u8]) -> (u128, u128) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512bw") {
+        // SAFETY: the CPU supports the features the function is compiled for.
+        return unsafe { pixel_sums_avx512(pixels) };
+    }
+    pixel_sums_portable(pixels)
+}
+
+/// The portable loop behind [`pixel_sums`].
+#[inline(always)]
+pub fn pixel_sums_portable(pixels: &[u8]) -> (u128, u128) {
     let (mut sum, mut sum_sq) = (0u128, 0u128);
     for chunk in pixels.chunks(4096) {
         let (mut s, mut s2) = (0u32, 0u32);
@@ -94,15 +120,13 @@ pub fn pixel_stats(pixels: &[u8], scale: f64) -> (f64, f64) {
         sum += s as u128;
         sum_sq += s2 as u128;
     }
-    let mean = sum as f64 / n as f64 / scale;
-    // Σ (p − p̄)² = Σp² − (Σp)²/n, computed as (n·Σp² − (Σp)²) / n with integers.
-    let centered = (n * sum_sq - sum * sum) as f64 / n as f64;
-    let std = if n > 1 {
-        (centered / (n - 1) as f64).sqrt() / scale
-    } else {
-        f64::NAN
-    };
-    (mean, std)
+    (sum, sum_sq)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn pixel_sums_avx512(pixels: &[u8]) -> (u128, u128) {
+    pixel_sums_portable(pixels)
 }
 
 /// Pixel statistics after normalization: `((mean − m)/s, std/s)` in closed form.
@@ -248,6 +272,29 @@ mod tests {
         let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (xs.len() - 1) as f64;
         let (m, s) = pixel_stats(&pixels, 255.0);
         assert!((m - mean).abs() < 1e-12 && (s - var.sqrt()).abs() < 1e-12, "{m} {s}");
+    }
+
+    #[test]
+    fn pixel_sums_are_exact_on_both_paths() {
+        // All 255s over several chunks and a ragged tail: the largest sums per chunk.
+        for (len, fill) in [
+            (0usize, 0u8),
+            (1, 255),
+            (4095, 255),
+            (4096, 255),
+            (3 * 4096 + 17, 255),
+            (10_001, 7),
+        ] {
+            let pixels = vec![fill; len];
+            let expected = (len as u128 * fill as u128, len as u128 * fill as u128 * fill as u128);
+            assert_eq!(pixel_sums(&pixels), expected, "len {len}");
+            assert_eq!(pixel_sums_portable(&pixels), expected, "len {len}");
+        }
+        let mixed: Vec<u8> = (0..50_000u32).map(|i| (i * 151 % 256) as u8).collect();
+        let sum: u128 = mixed.iter().map(|&p| p as u128).sum();
+        let sum_sq: u128 = mixed.iter().map(|&p| p as u128 * p as u128).sum();
+        assert_eq!(pixel_sums(&mixed), (sum, sum_sq));
+        assert_eq!(pixel_sums_portable(&mixed), (sum, sum_sq));
     }
 
     #[test]
