@@ -108,7 +108,7 @@ impl<T: Float> Module<T> for Linear<T> {
         let bias_grad = self.bias_grad.as_slice_mut().expect("the bias gradient is contiguous");
         for row in g.rows() {
             for (b, &v) in bias_grad.iter_mut().zip(row.iter()) {
-                *b = *b + v;
+                *b += v;
             }
         }
         // ∂x = g·W
