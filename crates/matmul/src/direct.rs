@@ -2,9 +2,11 @@
 //! as much as the arithmetic (a 64 × 784 batch is copied in the time it takes to multiply it
 //! by a 784 × 50 weight).
 //!
-//! - **dot** (`A` rows and `B` columns contiguous along k, as in `x·Wᵀ`): each element of C is a
-//!   dot product of two contiguous vectors. A 4 × 4 block of C keeps 16 vector accumulators of
-//!   partial sums along k, reduced horizontally at the end.
+//! - **dot** (`A` rows and `B` columns contiguous along k): each element of C is a dot product
+//!   of two contiguous vectors. A 4 × 4 block of C keeps 16 vector accumulators of partial sums
+//!   along k, reduced horizontally at the end. Used for the rows path's last few columns (below).
+//!   It used to take `x·Wᵀ` with a short x and a narrow W (64 × 784 × 50) too; the packed
+//!   32 × 10 tile does that faster (see [`choose`]).
 //! - **rows** (`B` and `C` rows contiguous, as in `gᵀ·x` and `g·W`): vectors run along n; each
 //!   step p broadcasts `A[i, p]` for 6 rows and multiplies a 64-wide slice of `B[p, :]`, read in
 //!   place. `C` is updated with full-width loads and stores (masked at the right edge). A
@@ -26,7 +28,6 @@ use crate::gemm::{MatMut, MatRef};
 /// only, never on the thread count).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Direct {
-    Dot,
     TransposedRows,
     Rows,
 }
@@ -36,16 +37,14 @@ pub(crate) fn choose(a: &MatRef, b: &MatRef, c: &MatMut) -> Option<Direct> {
     if m == 0 || n == 0 || k == 0 {
         return None;
     }
-    // Dot path: x·Wᵀ with few rows (x stays in L2 while each block of W rows is read once);
-    // above DOT_MAX_M rows the packed path wins in training.
-    if a.cs == 1 && b.rs == 1 && k >= 16 && n * k <= 1 << 20 && m <= DOT_MAX_M {
-        // Transposed rows when the rows path fills its vectors (n = 256: yes; n = 50 wastes 14
-        // of 64 lanes, and the dot path, which vectorizes along k, wins there).
-        return Some(if c.cs == 1 && rows_fill(m, n) >= 0.95 {
-            Direct::TransposedRows
-        } else {
-            Direct::Dot
-        });
+    // x·Wᵀ with few rows: transposed rows when the rows path fills its vectors (n = 256), else
+    // the packed path, whose 32 × 10 tile fills every lane at n = 50 (the rows path would
+    // leave 14 of 64 idle). On an Intel Xeon (Sapphire Rapids class, one thread, best of four
+    // interleaved runs of `cargo xtask bench matmul`) the packed path ran 64 × 784 × 50 at 115
+    // GFLOP/s and 128 × 784 × 50 at 123, where the dot path, which took these before, ran at
+    // 98 and 100; a 784-50-10 epoch at batch 64 went from 0.103-0.105 s to 0.099-0.101 s.
+    if a.cs == 1 && b.rs == 1 && k >= 16 && n * k <= 1 << 20 && m <= SHORT_A_MAX_M {
+        return (c.cs == 1 && rows_fill(m, n) >= 0.95).then_some(Direct::TransposedRows);
     }
     // A tall A times a narrow Bᵀ (the 10k-row evaluation's x·Wᵀ with 50 hidden units): the
     // rows path on a row-major copy of B (k × n, small), as for a row-major B below.
@@ -74,13 +73,13 @@ fn packed_fill(m: usize, k: usize, n: usize) -> f64 {
     fill(m, 32) * fill(n, 10) / (1.0 + 24.0 / k as f64 + 24.0 / m as f64)
 }
 
-/// The most rows of A the dot path takes. Measured in `cargo xtask bench train` (1 thread,
-/// 784-256-10): with the dot path also at 256 and 1024 rows, epochs took 0.285 s and 0.268 s;
-/// with the packed path there, 0.252 s and 0.248 s. (In `bench matmul`, where W stays in L2
-/// between calls, the two paths are within 2% of each other at those sizes.)
-pub(crate) const DOT_MAX_M: usize = 128;
-/// Rows of C per block of the dot path (and the split unit across threads).
-pub(crate) const DOT_MR: usize = 4;
+/// The most rows of A for which `x·Wᵀ` takes the transposed rows path (each thread then
+/// transposes its own part of W). Measured in `cargo xtask bench train` (1 thread,
+/// 784-256-10, on an AMD EPYC Zen 5): with a direct path also at 256 and 1024 rows, epochs
+/// took 0.285 s and 0.268 s; with the packed path there, 0.252 s and 0.248 s.
+pub(crate) const SHORT_A_MAX_M: usize = 128;
+/// Rows of C per block of the dot path.
+const DOT_MR: usize = 4;
 const DOT_NR: usize = 4;
 /// Rows and columns of C per block of the rows path.
 pub(crate) const ROWS_MR: usize = 6;
@@ -98,7 +97,6 @@ pub(crate) fn run(path: Direct, alpha: f32, a: MatRef, b: MatRef, beta: f32, c: 
     // SAFETY: `gemm` only takes this path when AVX-512F was detected; the views are valid.
     unsafe {
         match path {
-            Direct::Dot => x86::dot_path(alpha, a, b, beta, c),
             Direct::Rows => x86::rows_path(alpha, a, b, beta, c),
             Direct::TransposedRows => x86::transposed_rows_path(alpha, a, b, beta, c),
         }

@@ -118,11 +118,10 @@ pub(crate) fn gemm_dispatch(
     if kernel == Kernel::Avx512 && allow_direct {
         if let Some(path) = direct::choose(&a, &b, &c) {
             let (unit_m, unit_n) = match path {
-                Direct::Dot => (direct::DOT_MR, 4),
                 Direct::Rows => (direct::ROWS_MR, direct::ROWS_NR),
                 // A short A: split along n only, so that each thread transposes and reads its
                 // own part of W. A tall one: along m, each thread copying the (small) W whole.
-                Direct::TransposedRows if c.rows <= direct::DOT_MAX_M => (usize::MAX, 16),
+                Direct::TransposedRows if c.rows <= direct::SHORT_A_MAX_M => (usize::MAX, 16),
                 Direct::TransposedRows => (direct::ROWS_MR, direct::ROWS_NR),
             };
             // Along the side with more tiles.
