@@ -212,14 +212,12 @@ mod x86 {
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn transposed_rows_path(alpha: f32, a: MatRef, b: MatRef, beta: f32, c: MatMut) {
         let (k, n) = (b.rows, b.cols);
-        // Rows padded to whole vectors, so each row of the copy starts 64-byte aligned
-        // relative to the buffer.
+        // Rows padded to whole vectors in a line-aligned buffer, so each row of the copy
+        // starts on a cache line.
         let ld = n.div_ceil(16) * 16;
         B_ROWS.with(|buffer| {
             let mut buffer = buffer.borrow_mut();
-            if buffer.len() < k * ld {
-                buffer.resize(k * ld, 0.0);
-            }
+            let buffer = crate::gemm::line_aligned(&mut buffer, k * ld);
             transpose_into(b, buffer.as_mut_ptr(), ld);
             let b_rows = MatRef {
                 ptr: buffer.as_ptr(),

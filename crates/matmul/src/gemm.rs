@@ -196,6 +196,20 @@ fn split_blocks(
     });
 }
 
+/// `len` floats of `buffer` (grown if needed) starting on a 64-byte boundary. A packed step of
+/// 16 or 32 values is then one or two whole cache lines: no vector load of it straddles two
+/// lines, as it would in an allocation that is only 16-byte aligned (the allocator's
+/// guarantee; large allocations sit 16 bytes past a page boundary).
+pub(crate) fn line_aligned(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    const LINE_FLOATS: usize = 64 / std::mem::size_of::<f32>();
+    if buffer.len() < len + LINE_FLOATS {
+        buffer.resize(len + LINE_FLOATS, 0.0);
+    }
+    // `align_offset` may in principle decline (usize::MAX): then unaligned, which is only slower.
+    let offset = buffer.as_ptr().align_offset(64).min(LINE_FLOATS);
+    &mut buffer[offset..offset + len]
+}
+
 /// The five loops on one thread.
 fn loop_nest<K: MicroKernel>(alpha: f32, a: MatRef, b: MatRef, beta: f32, c: MatMut) {
     let (m, n, k) = (c.rows, c.cols, a.cols);
@@ -206,19 +220,13 @@ fn loop_nest<K: MicroKernel>(alpha: f32, a: MatRef, b: MatRef, beta: f32, c: Mat
         return scale(beta, c);
     }
     PACK_BUFFERS.with(|buffers| {
-        let (a_pack, b_pack) = &mut *buffers.borrow_mut();
+        let (a_buffer, b_buffer) = &mut *buffers.borrow_mut();
         // MC and NC rounded down to whole slivers, so that only the last block of each loop
         // has a partial tile.
         let (mc_step, nc_step) = (MC / K::MR * K::MR, NC / K::NR * K::NR);
         let kc_step = panel_depth(k);
-        let a_len = mc_step * kc_step;
-        let b_len = nc_step.min(n).div_ceil(K::NR) * K::NR * kc_step;
-        if a_pack.len() < a_len {
-            a_pack.resize(a_len, 0.0);
-        }
-        if b_pack.len() < b_len {
-            b_pack.resize(b_len, 0.0);
-        }
+        let a_pack = line_aligned(a_buffer, mc_step * kc_step);
+        let b_pack = line_aligned(b_buffer, nc_step.min(n).div_ceil(K::NR) * K::NR * kc_step);
         // The micro-kernel's output tile lives on the stack (no allocation per call).
         let mut tile = [0.0f32; MAX_TILE];
         debug_assert!(K::MR * K::NR <= MAX_TILE);
@@ -391,5 +399,26 @@ fn pack_b<K: MicroKernel>(b: MatRef, out: &mut [f32]) {
                 *d = if j < nr { unsafe { b.at(p, j0 + j) } } else { 0.0 };
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::line_aligned;
+
+    #[test]
+    fn line_aligned_slices_start_on_a_cache_line_and_have_the_asked_length() {
+        let mut buffer = Vec::new();
+        for len in [0, 1, 15, 16, 17, 1000, 100_000, 10] {
+            let slice = line_aligned(&mut buffer, len);
+            assert_eq!(slice.len(), len);
+            assert_eq!(slice.as_ptr() as usize % 64, 0, "len {len}");
+        }
+        // A buffer that starts off a line boundary is used from its first boundary on.
+        let mut offset = vec![0.0f32; 40];
+        let start = offset.as_ptr() as usize;
+        let slice = line_aligned(&mut offset, 20);
+        assert_eq!(slice.as_ptr() as usize % 64, 0);
+        assert!(slice.as_ptr() as usize - start < 64);
     }
 }
