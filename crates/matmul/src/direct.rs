@@ -112,18 +112,8 @@ pub(crate) fn run(path: Direct, alpha: f32, a: MatRef, b: MatRef, beta: f32, c: 
 #[allow(clippy::needless_range_loop)] // Register tiles read best as indexed loops.
 mod x86 {
     use super::*;
-    use crate::kernel::merge_vector;
+    use crate::kernel::{first_lanes, merge_vector};
     use std::arch::x86_64::*;
-
-    /// The mask of the first `count` of 16 lanes (all 16 from 16 up).
-    #[inline(always)]
-    fn first_lanes(count: usize) -> __mmask16 {
-        if count >= 16 {
-            0xffff
-        } else {
-            ((1u32 << count) - 1) as u16
-        }
-    }
 
     #[inline(always)]
     fn merge(c: *mut f32, alpha: f32, beta: f32, v: f32) {

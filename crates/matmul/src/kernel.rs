@@ -54,12 +54,14 @@ pub(crate) trait MicroKernel {
         false
     }
 
-    /// Runs the kernel on a full tile and merges it straight into a **row-major** C
-    /// (`c` points at the tile's first element, rows `rs` apart): `C ← β·C + α·T`, or `α·T`
-    /// when β = 0, with the same roundings as the scalar merge. Returns whether it did.
+    /// Runs the kernel and merges the first `rows × cols` of its tile (at most MR × NR; the
+    /// edge tiles of C are smaller) straight into a **row-major** C (`c` points at the tile's
+    /// first element, rows `rs` apart): `C ← β·C + α·T`, or `α·T` when β = 0, with the same
+    /// roundings as the scalar merge. Returns whether it did.
     ///
     /// # Safety
-    /// As [`MicroKernel::run`], and the MR × NR elements of C exist.
+    /// As [`MicroKernel::run`], and the `rows × cols` elements of C exist.
+    #[allow(clippy::too_many_arguments)]
     unsafe fn run_into_row_major(
         _kc: usize,
         _a: *const f32,
@@ -68,6 +70,8 @@ pub(crate) trait MicroKernel {
         _rs: isize,
         _alpha: f32,
         _beta: f32,
+        _rows: usize,
+        _cols: usize,
     ) -> bool {
         false
     }
@@ -180,7 +184,7 @@ impl MicroKernel for Portable {
 }
 
 #[cfg(target_arch = "x86_64")]
-pub(crate) use x86::{merge_vector, transpose_16x16, Avx2Fma, Avx512, Avx512Wide};
+pub(crate) use x86::{first_lanes, merge_vector, transpose_16x16, Avx2Fma, Avx512, Avx512Wide};
 
 #[cfg(not(target_arch = "x86_64"))]
 pub(crate) type Avx512 = Portable;
@@ -227,8 +231,10 @@ mod x86 {
             rs: isize,
             alpha: f32,
             beta: f32,
+            rows: usize,
+            cols: usize,
         ) -> bool {
-            avx512_32x10_into_row_major(kc, a, b, c, rs, alpha, beta);
+            avx512_32x10_into_row_major(kc, a, b, c, rs, alpha, beta, rows, cols);
             true
         }
     }
@@ -244,16 +250,32 @@ mod x86 {
         rs: isize,
         alpha: f32,
         beta: f32,
+        rows: usize,
+        cols: usize,
     ) {
         const NR: usize = Avx512::NR;
         let (lo, hi) = accumulate_32x10(kc, a, b);
-        let mask: __mmask16 = (1 << NR) - 1;
+        let mask = first_lanes(cols.min(NR));
         for (half, acc) in [lo, hi].into_iter().enumerate() {
+            let rows_here = rows.saturating_sub(16 * half).min(16);
+            if rows_here == 0 {
+                break;
+            }
             let mut r: [__m512; 16] = std::array::from_fn(|j| if j < NR { acc[j] } else { _mm512_setzero_ps() });
             transpose_16x16(&mut r);
-            for (i, row) in r.iter().enumerate() {
+            for (i, row) in r.iter().take(rows_here).enumerate() {
                 merge_vector(c.offset((16 * half + i) as isize * rs), mask, alpha, beta, *row);
             }
+        }
+    }
+
+    /// The mask of the first `count` of 16 lanes (all 16 from 16 up).
+    #[inline(always)]
+    pub(crate) fn first_lanes(count: usize) -> __mmask16 {
+        if count >= 16 {
+            0xffff
+        } else {
+            ((1u32 << count) - 1) as u16
         }
     }
 
@@ -463,8 +485,10 @@ mod x86 {
             rs: isize,
             alpha: f32,
             beta: f32,
+            rows: usize,
+            cols: usize,
         ) -> bool {
-            avx512_14x32_into_row_major(kc, a, b, c, rs, alpha, beta);
+            avx512_14x32_into_row_major(kc, a, b, c, rs, alpha, beta, rows, cols);
             true
         }
     }
@@ -487,12 +511,27 @@ mod x86 {
         rs: isize,
         alpha: f32,
         beta: f32,
+        rows: usize,
+        cols: usize,
     ) {
+        const MR: usize = Avx512Wide::MR;
         let (left, right) = accumulate_14x32(kc, a, b);
-        for i in 0..Avx512Wide::MR {
+        if rows == MR && cols == 32 {
+            // A whole tile (nearly all of them): the loop unrolled, no masks.
+            for i in 0..MR {
+                let row = c.offset(i as isize * rs);
+                merge_vector(row, 0xffff, alpha, beta, left[i]);
+                merge_vector(row.add(16), 0xffff, alpha, beta, right[i]);
+            }
+            return;
+        }
+        let (left_mask, right_mask) = (first_lanes(cols), first_lanes(cols.saturating_sub(16)));
+        for i in 0..rows.min(MR) {
             let row = c.offset(i as isize * rs);
-            merge_vector(row, 0xffff, alpha, beta, left[i]);
-            merge_vector(row.add(16), 0xffff, alpha, beta, right[i]);
+            merge_vector(row, left_mask, alpha, beta, left[i]);
+            if right_mask != 0 {
+                merge_vector(row.add(16), right_mask, alpha, beta, right[i]);
+            }
         }
     }
 
