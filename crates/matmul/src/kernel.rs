@@ -241,6 +241,7 @@ mod x86 {
 
     /// The 32 × 10 kernel, then the tile transposed in registers (two 16 × 16 transposes, six
     /// columns of zeros) and merged into 32 rows of C with 10-lane masked loads and stores.
+    #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f")]
     unsafe fn avx512_32x10_into_row_major(
         kc: usize,
@@ -502,6 +503,7 @@ mod x86 {
     }
 
     /// The 14 × 32 kernel merged into 14 rows of a row-major C, two full vectors a row.
+    #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f")]
     unsafe fn avx512_14x32_into_row_major(
         kc: usize,
