@@ -360,6 +360,23 @@ mod tests {
         }
     }
 
+    /// `n` images of 28 × 28 with pixel i = `i · step mod modulus`, labels `0, 1, ..., 9, 0, ...`.
+    fn mnist_like(n: usize, step: usize, modulus: usize) -> Subset {
+        Subset {
+            name: "train",
+            rows: 28,
+            cols: 28,
+            pixels: (0..n * 784).map(|i| (i * step % modulus) as u8).collect(),
+            labels: (0..n).map(|i| (i % 10) as u8).collect(),
+        }
+    }
+
+    const MNIST_LIKE_NORMALIZATION: Normalization = Normalization {
+        scale: 255.0,
+        mean: 0.13,
+        std: 0.31,
+    };
+
     #[test]
     fn permutation_is_a_permutation_and_depends_on_seed_and_epoch() {
         let p = shuffled_indices(1000, 7, 0);
@@ -435,18 +452,8 @@ mod tests {
 
     #[test]
     fn converting_ahead_gives_the_batches_of_next_batch_and_stops_at_an_error() {
-        let s = Subset {
-            name: "train",
-            rows: 28,
-            cols: 28,
-            pixels: (0..300 * 784).map(|i| (i * 13 % 253) as u8).collect(),
-            labels: (0..300).map(|i| (i % 10) as u8).collect(),
-        };
-        let norm = Normalization {
-            scale: 255.0,
-            mean: 0.13,
-            std: 0.31,
-        };
+        let s = mnist_like(300, 13, 253);
+        let norm = MNIST_LIKE_NORMALIZATION;
         type Batches = Vec<(Vec<u32>, Vec<u8>, usize)>;
         let record = |b: &Batch<'_>| (b.x.iter().map(|v| v.to_bits()).collect(), b.y.to_vec(), b.index);
         // The reference: `next_batch` on this thread, 64 per batch (the last one 44).
@@ -498,18 +505,8 @@ mod tests {
     #[test]
     fn parallel_conversion_gives_the_serial_batches() {
         // 200 images of 28 × 28 per batch: above the size converted in parallel.
-        let s = Subset {
-            name: "train",
-            rows: 28,
-            cols: 28,
-            pixels: (0..500 * 784).map(|i| (i * 7 % 251) as u8).collect(),
-            labels: (0..500).map(|i| (i % 10) as u8).collect(),
-        };
-        let norm = Normalization {
-            scale: 255.0,
-            mean: 0.13,
-            std: 0.31,
-        };
+        let s = mnist_like(500, 7, 251);
+        let norm = MNIST_LIKE_NORMALIZATION;
         let batches = |threads: usize| {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
             pool.install(|| {
