@@ -282,23 +282,37 @@ impl Epoch<'_, '_> {
     ///
     /// With [`DataLoader::convert_ahead`], inside a rayon pool of more than one thread (as the
     /// fit loop runs), batch k + 1 is converted on another worker while `step` runs on batch k
-    /// on this thread. The batches are
-    /// exactly those of [`Epoch::next_batch`] (a conversion depends on its pixels alone); only
-    /// the time changes. Elsewhere it is the plain loop over `next_batch`. `step` runs on this
-    /// thread and need not be `Send`.
+    /// on this thread. The batches are exactly those of [`Epoch::next_batch`] (a conversion
+    /// depends on its pixels alone); only the time changes. Elsewhere it is the plain loop over
+    /// `next_batch`. `step` runs on this thread and need not be `Send`.
     ///
     /// ```
-    /// # use backprop_data::{DataLoader, Normalization, Order, Subset};
-    /// # fn run(train: &Subset) -> backprop_data::Result<()> {
+    /// use backprop_data::{DataLoader, Normalization, Order, Subset};
+    /// // 100 images of 2 × 2 pixels.
+    /// let train = Subset {
+    ///     name: "train",
+    ///     rows: 2,
+    ///     cols: 2,
+    ///     pixels: (0..400).map(|i| (i % 256) as u8).collect(),
+    ///     labels: (0..100).map(|i| (i % 10) as u8).collect(),
+    /// };
     /// let normalization = Normalization::none(255.0);
-    /// let mut loader = DataLoader::new(train, &normalization, 64, Order::Shuffled { seed: 0 })?.convert_ahead(true);
-    /// let mut seen = 0;
-    /// loader.epoch(0).try_for_each_batch(|batch| {
-    ///     seen += batch.y.len();
-    ///     Ok::<(), std::convert::Infallible>(())
-    /// }).unwrap();
-    /// assert_eq!(seen, train.len());
-    /// # Ok(()) }
+    /// let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    /// let sizes = pool.install(|| {
+    ///     let mut loader = DataLoader::new(&train, &normalization, 32, Order::Shuffled { seed: 0 })
+    ///         .unwrap()
+    ///         .convert_ahead(true);
+    ///     let mut sizes = Vec::new();
+    ///     loader
+    ///         .epoch(0)
+    ///         .try_for_each_batch(|batch| {
+    ///             sizes.push(batch.x.nrows());
+    ///             Ok::<(), std::convert::Infallible>(())
+    ///         })
+    ///         .unwrap();
+    ///     sizes
+    /// });
+    /// assert_eq!(sizes, [32, 32, 32, 4]);
     /// ```
     pub fn try_for_each_batch<E>(mut self, mut step: impl FnMut(Batch<'_>) -> Result<(), E>) -> Result<(), E> {
         let pipelined =
