@@ -105,9 +105,8 @@ impl<T: Float> Module<T> for Linear<T> {
         T::gemm(T::one(), g.t(), x.view(), T::one(), self.weight_grad.view_mut());
         // ∂b += Σ_rows g (in row order: deterministic), one plain loop per row (an ndarray
         // `+=` per row cost more than the sum itself at batch 1024)
-        let bias_grad = self.bias_grad.as_slice_mut().expect("the bias gradient is contiguous");
         for row in g.rows() {
-            for (b, &v) in bias_grad.iter_mut().zip(row.iter()) {
+            for (b, &v) in self.bias_grad.iter_mut().zip(row.iter()) {
                 *b += v;
             }
         }
