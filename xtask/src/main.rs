@@ -11,6 +11,10 @@
 //!
 //! Errors are printed with their whole chain and exit with status 1.
 
+// The doc comments of the command-line structs are clap's `--help` text, written for a
+// terminal (`[B, in]`, `<workspace>`), not rustdoc markup.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
+
 mod bench;
 mod data_cmd;
 mod eval_grads;

@@ -100,7 +100,7 @@ fn blocked_rows(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ndarray::ArrayVie
 }
 
 /// Rung 5: the packed loop nest and SIMD micro-kernel on one thread (without the unpacked paths
-/// that [`crate::gemm`] takes for skinny products).
+/// that [`crate::gemm()`] takes for skinny products).
 pub fn packed(a: ArrayView2<f32>, b: ArrayView2<f32>) -> Array2<f32> {
     let (m, _, n) = crate::check_shapes(&a, &b);
     let mut c = Array2::zeros((m, n));

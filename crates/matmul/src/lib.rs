@@ -81,7 +81,7 @@ pub fn gemm(alpha: f32, a: ArrayView2<f32>, b: ArrayView2<f32>, beta: f32, c: Ar
     gemm_with(detect(), rayon::current_num_threads(), alpha, a, b, beta, c)
 }
 
-/// [`gemm`] with an explicit kernel and number of parallel blocks (1 = on the calling thread).
+/// [`gemm()`] with an explicit kernel and number of parallel blocks (1 = on the calling thread).
 /// An unsupported kernel falls back to [`Kernel::Portable`].
 pub fn gemm_with(
     kernel: Kernel,

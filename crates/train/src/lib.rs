@@ -1,7 +1,7 @@
 //! # backprop-train
 //!
 //! Training: [`Sgd`] (momentum, weight decay, as `torch.optim.SGD`), learning-rate
-//! [`Schedule`]s (constant, linear, cosine, one-cycle), the [`fit`] loop with per-batch and
+//! [`Schedule`]s (constant, linear, cosine, one-cycle), the [`fit()`] loop with per-batch and
 //! per-epoch [`Callbacks`], metrics weighted by batch size ([`metrics`]), and run folders
 //! written atomically ([`checkpoint`]).
 //!
