@@ -389,7 +389,7 @@ mod x86 {
     unsafe fn pack_vectors_p_major<const N: usize>(kc: usize, b: *const f32, cs: isize, out: *mut f32) {
         const { assert!(N <= 16) };
         let full = kc / 16 * 16;
-        let mask = ((1u32 << N) - 1) as __mmask16;
+        let mask = first_lanes(N);
         let mut p = 0;
         while p < full {
             let mut r: [__m512; 16] = std::array::from_fn(|j| {
