@@ -71,38 +71,29 @@ impl<T: Float> Linear<T> {
         Linear::from_parameters(self.weight.mapv(|v| U::of(v.f64())), self.bias.mapv(|v| U::of(v.f64())))
             .expect("same shapes")
     }
-}
 
-impl<T: Float> Module<T> for Linear<T> {
-    fn name(&self) -> String {
-        format!("Linear({} → {})", self.in_features(), self.out_features())
-    }
-
-    fn forward(&mut self, x: ArrayView2<T>) -> Result<Array2<T>> {
+    /// Forward: `y = x·Wᵀ + b`.
+    fn output(&self, x: ArrayView2<T>) -> Result<Array2<T>> {
         expect_shape(&|| self.name(), "input", x.shape(), [None, Some(self.in_features())])?;
         let mut y = Array2::zeros((x.nrows(), self.out_features()));
         // y = x·Wᵀ
         T::gemm(T::one(), x, self.weight.t(), T::zero(), y.view_mut());
         // y += b, row by row
         y += &self.bias;
-        keep(&mut self.input, x);
         Ok(y)
     }
 
-    fn backward(&mut self, g: ArrayView2<T>, input_grad: bool) -> Result<Option<Array2<T>>> {
-        let name = || self.name();
-        let x = self
-            .input
-            .as_ref()
-            .ok_or_else(|| LayerError::NoForward { layer: name() })?;
+    /// Backward, given the input `x` of the forward pass: `∂W += gᵀ·x`, `∂b += Σ_rows g`, and
+    /// `∂x = g·W` when `input_grad`.
+    fn backward_from(&mut self, x: ArrayView2<T>, g: ArrayView2<T>, input_grad: bool) -> Result<Option<Array2<T>>> {
         expect_shape(
-            &name,
+            &|| self.name(),
             "output gradient",
             g.shape(),
             [Some(x.nrows()), Some(self.out_features())],
         )?;
         // ∂W += gᵀ·x
-        T::gemm(T::one(), g.t(), x.view(), T::one(), self.weight_grad.view_mut());
+        T::gemm(T::one(), g.t(), x, T::one(), self.weight_grad.view_mut());
         // ∂b += Σ_rows g (in row order: deterministic), one plain loop per row (an ndarray
         // `+=` per row cost more than the sum itself at batch 1024)
         for row in g.rows() {
@@ -116,6 +107,54 @@ impl<T: Float> Module<T> for Linear<T> {
             T::gemm(T::one(), g, self.weight.view(), T::zero(), dx.view_mut());
             dx
         }))
+    }
+}
+
+impl<T: Float> Module<T> for Linear<T> {
+    fn name(&self) -> String {
+        format!("Linear({} → {})", self.in_features(), self.out_features())
+    }
+
+    fn forward(&mut self, x: ArrayView2<T>) -> Result<Array2<T>> {
+        let y = self.output(x)?;
+        keep(&mut self.input, x);
+        Ok(y)
+    }
+
+    fn forward_owned(&mut self, x: Array2<T>) -> Result<Array2<T>> {
+        let y = self.output(x.view())?;
+        self.input = Some(x);
+        Ok(y)
+    }
+
+    fn forward_lent_input(&mut self, x: ArrayView2<T>) -> Result<Array2<T>> {
+        self.input = None;
+        self.output(x)
+    }
+
+    fn backward(&mut self, g: ArrayView2<T>, input_grad: bool) -> Result<Option<Array2<T>>> {
+        let x = self
+            .input
+            .take()
+            .ok_or_else(|| LayerError::NoForward { layer: self.name() })?;
+        let dx = self.backward_from(x.view(), g, input_grad);
+        self.input = Some(x);
+        dx
+    }
+
+    fn backward_lent_input(
+        &mut self,
+        x: ArrayView2<T>,
+        g: ArrayView2<T>,
+        input_grad: bool,
+    ) -> Result<Option<Array2<T>>> {
+        expect_shape(
+            &|| self.name(),
+            "lent input",
+            x.shape(),
+            [None, Some(self.in_features())],
+        )?;
+        self.backward_from(x, g, input_grad)
     }
 
     fn output_features(&self, input_features: usize) -> Result<usize> {

@@ -30,6 +30,36 @@ pub trait Module<T: Float = f32>: Send {
     /// passing `false` skips that product (PyTorch skips it too).
     fn backward(&mut self, grad_output: ArrayView2<T>, input_grad: bool) -> Result<Option<Array2<T>>>;
 
+    /// [`forward`](Module::forward) for an input the caller gives away: a module that keeps its
+    /// input for `backward` keeps this array as it is instead of copying it. Same result.
+    /// (Sequential hands each module's output to the next this way.)
+    fn forward_owned(&mut self, input: Array2<T>) -> Result<Array2<T>> {
+        self.forward(input.view())
+    }
+
+    /// [`forward`](Module::forward) when the caller will lend the same `input` again to
+    /// [`backward_lent_input`](Module::backward_lent_input): a module that would keep its input
+    /// keeps nothing, which saves copying a large batch. Same result as `forward`.
+    ///
+    /// A plain `backward` after this is an error (nothing kept) for such a module. The fit loop
+    /// uses this pair with the batch, which lives in the loader until the step ends.
+    fn forward_lent_input(&mut self, input: ArrayView2<T>) -> Result<Array2<T>> {
+        self.forward(input)
+    }
+
+    /// [`backward`](Module::backward) after [`forward_lent_input`](Module::forward_lent_input),
+    /// given the same `input` again. The input must be the one forward saw: only its shape can
+    /// be checked.
+    fn backward_lent_input(
+        &mut self,
+        input: ArrayView2<T>,
+        grad_output: ArrayView2<T>,
+        input_grad: bool,
+    ) -> Result<Option<Array2<T>>> {
+        let _ = input;
+        self.backward(grad_output, input_grad)
+    }
+
     /// Output features for `input_features` inputs (an error if the layer cannot take them).
     fn output_features(&self, input_features: usize) -> Result<usize>;
 

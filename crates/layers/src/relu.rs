@@ -51,6 +51,14 @@ impl<T: Float> Relu<T> {
         }
     }
 
+    /// Forward: `y = min(leaky(x) − subtract, max_value)`.
+    fn output(&self, x: ArrayView2<T>) -> Array2<T> {
+        x.mapv(|v| {
+            let y = self.leaky(v) - self.subtract;
+            self.max_value.map_or(y, |m| y.min(m))
+        })
+    }
+
     fn leaky(&self, x: T) -> T {
         if x > T::zero() {
             x
@@ -72,11 +80,14 @@ impl<T: Float> Module<T> for Relu<T> {
     }
 
     fn forward(&mut self, x: ArrayView2<T>) -> Result<Array2<T>> {
-        let y = x.mapv(|v| {
-            let y = self.leaky(v) - self.subtract;
-            self.max_value.map_or(y, |m| y.min(m))
-        });
+        let y = self.output(x);
         keep(&mut self.input, x);
+        Ok(y)
+    }
+
+    fn forward_owned(&mut self, x: Array2<T>) -> Result<Array2<T>> {
+        let y = self.output(x.view());
+        self.input = Some(x);
         Ok(y)
     }
 

@@ -168,3 +168,59 @@ fn bad_inputs_name_the_layer_and_both_shapes() {
         "{err}"
     );
 }
+
+/// `forward`, `forward_owned` and the lent pair must give the same output and gradients,
+/// bit for bit: they differ only in whether the input is copied, moved or not kept.
+#[test]
+fn owned_and_lent_inputs_give_the_same_bits_as_forward() {
+    let x = Array2::from_shape_fn((5, 3), |(i, j)| ((i * 7 + j * 3) % 11) as f32 * 0.37 - 1.5);
+    let g = Array2::from_shape_fn((5, 4), |(i, j)| ((i * 5 + j) % 7) as f32 * 0.21 - 0.6);
+    let weight = Array2::from_shape_fn((4, 3), |(i, j)| (i as f32 - j as f32) * 0.3 + 0.1);
+    let fresh = || Linear::from_parameters(weight.clone(), ndarray::array![0.1f32, -0.2, 0.3, 0.05]).unwrap();
+
+    let mut kept = fresh();
+    let y = kept.forward(x.view()).unwrap();
+    let dx = kept.backward(g.view(), true).unwrap().unwrap();
+
+    let mut owned = fresh();
+    assert_eq!(owned.forward_owned(x.clone()).unwrap(), y);
+    assert_eq!(owned.backward(g.view(), true).unwrap().unwrap(), dx);
+    assert_eq!(
+        (&owned.weight_grad, &owned.bias_grad),
+        (&kept.weight_grad, &kept.bias_grad)
+    );
+
+    let mut lent = fresh();
+    assert_eq!(lent.forward_lent_input(x.view()).unwrap(), y);
+    assert_eq!(lent.backward_lent_input(x.view(), g.view(), true).unwrap().unwrap(), dx);
+    assert_eq!(
+        (&lent.weight_grad, &lent.bias_grad),
+        (&kept.weight_grad, &kept.bias_grad)
+    );
+    // Nothing was kept, so a plain backward has nothing to work from; a lent input of the
+    // wrong width is refused.
+    let err = lent.backward(g.view(), true).unwrap_err().to_string();
+    assert!(err.contains("before forward"), "{err}");
+    let err = lent
+        .backward_lent_input(Array2::zeros((5, 2)).view(), g.view(), true)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("lent input") && err.contains("[5, 2]"), "{err}");
+
+    // ReLU: forward_owned keeps the moved input; the default lent pair keeps a copy.
+    let relu_g = Array2::from_shape_fn((5, 3), |(i, j)| (i + 2 * j) as f32 - 3.0);
+    let mut relu = Relu::general(0.1f32, 0.4, Some(1.2));
+    let y = relu.forward(x.view()).unwrap();
+    let dx = relu.backward(relu_g.view(), true).unwrap().unwrap();
+    let mut moved = Relu::general(0.1f32, 0.4, Some(1.2));
+    assert_eq!(moved.forward_owned(x.clone()).unwrap(), y);
+    assert_eq!(moved.backward(relu_g.view(), true).unwrap().unwrap(), dx);
+    let mut lent = Relu::general(0.1f32, 0.4, Some(1.2));
+    assert_eq!(lent.forward_lent_input(x.view()).unwrap(), y);
+    assert_eq!(
+        lent.backward_lent_input(x.view(), relu_g.view(), true)
+            .unwrap()
+            .unwrap(),
+        dx
+    );
+}

@@ -65,6 +65,30 @@ impl<T: Float> Sequential<T> {
         self.backward(grad_output, false).map(|_| ())
     }
 
+    /// Backward from the last module to the first; the first gets `lent_input` again when
+    /// forward ran with [`Module::forward_lent_input`].
+    fn backward_through(
+        &mut self,
+        grad_output: ArrayView2<T>,
+        input_grad: bool,
+        lent_input: Option<ArrayView2<T>>,
+    ) -> Result<Option<Array2<T>>, LayerError> {
+        let mut g: Option<Array2<T>> = None;
+        for (i, m) in self.modules.iter_mut().enumerate().rev() {
+            let want = i > 0 || input_grad;
+            let g_out = g.as_ref().map_or(grad_output.view(), |g| g.view());
+            let next = match lent_input {
+                Some(x) if i == 0 => m.backward_lent_input(x, g_out, want)?,
+                _ => m.backward(g_out, want)?,
+            };
+            if !want {
+                return Ok(None);
+            }
+            g = next;
+        }
+        Ok(Some(g.unwrap_or_else(|| grad_output.to_owned())))
+    }
+
     /// A torchsummary-like table: index, module, output shape, parameter count, and totals.
     pub fn summary(&self, input_features: usize) -> Result<String, LayerError> {
         let mut lines = vec![format!(
@@ -120,25 +144,42 @@ impl<T: Float> Module<T> for Sequential<T> {
         };
         let mut h = first.forward(input)?;
         for m in rest {
-            h = m.forward(h.view())?;
+            h = m.forward_owned(h)?;
         }
         Ok(h)
     }
 
-    fn backward(&mut self, grad_output: ArrayView2<T>, input_grad: bool) -> Result<Option<Array2<T>>, LayerError> {
-        let mut g: Option<Array2<T>> = None;
-        for (i, m) in self.modules.iter_mut().enumerate().rev() {
-            let want = i > 0 || input_grad;
-            let next = match &g {
-                Some(g) => m.backward(g.view(), want)?,
-                None => m.backward(grad_output.view(), want)?,
-            };
-            if !want {
-                return Ok(None);
-            }
-            g = next;
+    fn forward_owned(&mut self, input: Array2<T>) -> Result<Array2<T>, LayerError> {
+        let mut h = input;
+        for m in &mut self.modules {
+            h = m.forward_owned(h)?;
         }
-        Ok(Some(g.unwrap_or_else(|| grad_output.to_owned())))
+        Ok(h)
+    }
+
+    /// The first module gets the lent input; the others their predecessor's output, owned.
+    fn forward_lent_input(&mut self, input: ArrayView2<T>) -> Result<Array2<T>, LayerError> {
+        let Some((first, rest)) = self.modules.split_first_mut() else {
+            return Ok(input.to_owned());
+        };
+        let mut h = first.forward_lent_input(input)?;
+        for m in rest {
+            h = m.forward_owned(h)?;
+        }
+        Ok(h)
+    }
+
+    fn backward_lent_input(
+        &mut self,
+        input: ArrayView2<T>,
+        grad_output: ArrayView2<T>,
+        input_grad: bool,
+    ) -> Result<Option<Array2<T>>, LayerError> {
+        self.backward_through(grad_output, input_grad, Some(input))
+    }
+
+    fn backward(&mut self, grad_output: ArrayView2<T>, input_grad: bool) -> Result<Option<Array2<T>>, LayerError> {
+        self.backward_through(grad_output, input_grad, None)
     }
 
     fn output_features(&self, input_features: usize) -> Result<usize, LayerError> {

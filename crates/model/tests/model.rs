@@ -83,6 +83,35 @@ fn first_layer_input_gradient_is_skipped_in_training() {
     });
 }
 
+/// The fit loop lends the batch to the first layer (`forward_lent_input`) and hands each
+/// activation on by value (`forward_owned`): the same bits as the plain forward and backward.
+#[test]
+fn lent_and_owned_inputs_give_the_same_bits_as_forward() {
+    let x = Array2::from_shape_fn((6, 8), |(i, j)| ((i * 5 + j * 3) % 13) as f32 / 6.0 - 1.0);
+    let grads = |model: &Sequential<f32>| {
+        let mut all = Vec::new();
+        model.visit_parameters(&mut |name, _, g| all.push((name.to_string(), g.to_owned())));
+        all
+    };
+    let mut plain = mlp(&[8, 7, 5, 3], Init::KAIMING_RELU, &mut rng(3));
+    let y = plain.forward(x.view()).unwrap();
+    let g = y.mapv(|v| v * 0.5 - 0.1);
+    let dx = plain.backward(g.view(), true).unwrap().unwrap();
+
+    let mut lent = mlp(&[8, 7, 5, 3], Init::KAIMING_RELU, &mut rng(3));
+    assert_eq!(lent.forward_lent_input(x.view()).unwrap(), y);
+    assert_eq!(lent.backward_lent_input(x.view(), g.view(), true).unwrap().unwrap(), dx);
+    assert_eq!(grads(&lent), grads(&plain));
+    // The first layer kept nothing: a plain backward is an error, not stale gradients.
+    let err = lent.backward(g.view(), false).unwrap_err().to_string();
+    assert!(err.contains("Linear(8 → 7)") && err.contains("before forward"), "{err}");
+
+    let mut owned = mlp(&[8, 7, 5, 3], Init::KAIMING_RELU, &mut rng(3));
+    assert_eq!(owned.forward_owned(x.clone()).unwrap(), y);
+    assert_eq!(owned.backward(g.view(), true).unwrap().unwrap(), dx);
+    assert_eq!(grads(&owned), grads(&plain));
+}
+
 #[test]
 fn names_count_and_summary() {
     let model = mlp(&[784, 50, 10], Init::KAIMING_RELU, &mut rng(0));

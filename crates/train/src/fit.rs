@@ -148,7 +148,9 @@ pub fn fit(
         with_workers_awake(|| -> Result<(), TrainError> {
             batches_of_epoch.try_for_each_batch(|batch| {
                 let lr = config.schedule.lr_at(config.lr, state.step, total_steps);
-                let output = model.forward(batch.x)?;
+                // The batch stays in the loader until this step ends: lent to the first layer,
+                // not copied (`forward_lent_input`).
+                let output = model.forward_lent_input(batch.x)?;
                 let loss = objective.loss(output.view(), batch.y)?;
                 if !loss.is_finite() {
                     return Err(TrainError::NonFinite {
@@ -158,7 +160,7 @@ pub fn fit(
                         lr,
                     });
                 }
-                model.backward_params(objective.grad()?.view())?;
+                model.backward_lent_input(batch.x, objective.grad()?.view(), false)?;
                 sgd.step_and_zero_grad(model, lr);
                 state.step += 1;
                 train_loss.add(loss as f64, batch.y.len());

@@ -58,7 +58,7 @@ pub fn evaluate(
     let mut confusion = vec![vec![0usize; classes]; classes];
     let mut epoch = loader.epoch(0);
     while let Some(batch) = epoch.next_batch() {
-        let output = model.forward(batch.x)?;
+        let output = model.forward_lent_input(batch.x)?;
         loss.add(objective.loss(output.view(), batch.y)? as f64, batch.y.len());
         for (&label, predicted) in batch.y.iter().zip(objective.predictions(output.view())) {
             confusion[label as usize][predicted] += 1;
