@@ -221,6 +221,16 @@ fn the_network_shapes_are_bit_identical_across_thread_counts() {
         // then runs with vectors along m).
         let a_stored = random(k, m, &mut rng);
         check(1.0, a_stored.t(), b.view(), 0.0, &c, &format!("{m}x{k}x{n} (Aᵀ view)"));
+        // The rows path runs a column-major A in panels of k (the first merges with β, the
+        // next add to C): α and β other than 0 and 1 over several panels.
+        check(
+            -0.5,
+            a_stored.t(),
+            b.view(),
+            2.0,
+            &c,
+            &format!("{m}x{k}x{n} (Aᵀ view, α, β)"),
+        );
         // And through a real rayon pool of each size, via the default entry point.
         let results: Vec<Array2<f32>> = [1, 2]
             .iter()
