@@ -413,6 +413,7 @@ mod x86 {
     }
 
     /// In-register transpose of a 16 × 16 block: `r[i][j]` becomes `r[j][i]`.
+    #[inline]
     #[target_feature(enable = "avx512f")]
     pub(crate) unsafe fn transpose_16x16(r: &mut [__m512; 16]) {
         // Stage 1: interleave pairs of rows (2 × 2 blocks of scalars).
