@@ -87,6 +87,17 @@ const DOT_NR: usize = 4;
 /// Rows and columns of C per block of the rows path.
 pub(crate) const ROWS_MR: usize = 6;
 pub(crate) const ROWS_NR: usize = 64;
+/// Rows of C per tile of the rows path for tiles `vectors` vectors wide: 24 accumulators
+/// whatever the width (n = 50 has 3 whole vectors: 8 rows, not 6 rows and 18 accumulators).
+/// Each element is the same chain of FMAs along k in any tile, so this changes no bit.
+fn rows_per_tile(vectors: usize) -> usize {
+    match vectors {
+        4 => 6,
+        3 => 9,
+        2 => 14,
+        _ => 24,
+    }
+}
 /// Steps of k per panel of the rows path: a panel of B (ROWS_KC × ROWS_NR floats) stays in L1
 /// while every tile of rows reads it.
 const ROWS_KC: usize = 96;
@@ -373,17 +384,23 @@ mod x86 {
                 let steps = panel.min(k - k0);
                 let beta = if k0 == 0 { beta } else { 1.0 };
                 let (a_panel, b_panel) = (a.sub(0, k0, m, steps), b.sub(k0, 0, steps, n));
-                for i0 in (0..m).step_by(ROWS_MR) {
-                    let mr = ROWS_MR.min(m - i0);
+                let tile_rows = rows_per_tile(vectors);
+                for i0 in (0..m).step_by(tile_rows) {
+                    let mr = tile_rows.min(m - i0);
                     macro_rules! tile {
-                        ($($mr:literal, $nv:literal);*) => {
+                        ($($nv:literal: $($mr:literal)*;)*) => {
                             match (mr, vectors) {
-                                $(($mr, $nv) => rows_tile::<$mr, $nv>(alpha, a_panel, b_panel, beta, c, i0, j0, last_mask),)*
+                                $($(($mr, $nv) => rows_tile::<$mr, $nv>(alpha, a_panel, b_panel, beta, c, i0, j0, last_mask),)*)*
                                 _ => unreachable!(),
                             }
                         };
                     }
-                    tile!(6,4; 6,3; 6,2; 6,1; 5,4; 5,3; 5,2; 5,1; 4,4; 4,3; 4,2; 4,1; 3,4; 3,3; 3,2; 3,1; 2,4; 2,3; 2,2; 2,1; 1,4; 1,3; 1,2; 1,1);
+                    tile!(
+                        4: 6 5 4 3 2 1;
+                        3: 9 8 7 6 5 4 3 2 1;
+                        2: 14 13 12 11 10 9 8 7 6 5 4 3 2 1;
+                        1: 24 23 22 21 20 19 18 17 16 15 14 13 12 11 10 9 8 7 6 5 4 3 2 1;
+                    );
                 }
             }
         }
