@@ -96,9 +96,21 @@ impl<T: Float> Linear<T> {
         T::gemm(T::one(), g.t(), x, T::one(), self.weight_grad.view_mut());
         // ∂b += Σ_rows g (in row order: deterministic), one plain loop per row (an ndarray
         // `+=` per row cost more than the sum itself at batch 1024)
-        for row in g.rows() {
-            for (b, &v) in self.bias_grad.iter_mut().zip(row.iter()) {
-                *b += v;
+        match (self.bias_grad.as_slice_mut(), g.as_slice()) {
+            // Contiguous (as in training): slices, which the compiler vectorizes.
+            (Some(bias_grad), Some(g)) if !bias_grad.is_empty() => {
+                for row in g.chunks_exact(bias_grad.len()) {
+                    for (b, &v) in bias_grad.iter_mut().zip(row) {
+                        *b += v;
+                    }
+                }
+            }
+            _ => {
+                for row in g.rows() {
+                    for (b, &v) in self.bias_grad.iter_mut().zip(row.iter()) {
+                        *b += v;
+                    }
+                }
             }
         }
         // ∂x = g·W

@@ -224,3 +224,23 @@ fn owned_and_lent_inputs_give_the_same_bits_as_forward() {
         dx
     );
 }
+
+/// The bias gradient is summed from slices when the output gradient is contiguous and row by
+/// row otherwise: both give the same bits. (The products may take other paths for other
+/// layouts, which round differently: those are compared within a tolerance.)
+#[test]
+fn a_strided_output_gradient_gives_the_same_gradients() {
+    let x = Array2::from_shape_fn((5, 3), |(i, j)| (i as f32 - j as f32) * 0.7);
+    let g = Array2::from_shape_fn((5, 4), |(i, j)| ((i * 3 + j) % 5) as f32 * 0.3 - 0.5);
+    let g_column_major = g.t().as_standard_layout().into_owned(); // [4, 5], so .t() is strided
+    let fresh = || Linear::from_parameters(Array2::from_elem((4, 3), 0.25f32), ndarray::Array1::zeros(4)).unwrap();
+    let (mut contiguous, mut strided) = (fresh(), fresh());
+    contiguous.forward(x.view()).unwrap();
+    strided.forward(x.view()).unwrap();
+    let dx = contiguous.backward(g.view(), true).unwrap().unwrap();
+    assert!(g_column_major.t().as_slice().is_none());
+    assert_all_close(&strided.backward(g_column_major.t(), true).unwrap().unwrap(), &dx, 1e-6);
+    assert_eq!(strided.bias_grad, contiguous.bias_grad);
+    assert_all_close(&strided.weight_grad, &contiguous.weight_grad, 1e-6);
+    assert_eq!(contiguous.bias_grad, g.sum_axis(ndarray::Axis(0)));
+}
