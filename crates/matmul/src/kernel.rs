@@ -349,6 +349,32 @@ mod x86 {
         (lo, hi)
     }
 
+    /// [`accumulate_32_by`] for the first 16 of the 32 lanes only, scalars streamed: for an
+    /// edge tile whose columns fit one vector, half the multiply-adds (each lane the same chain
+    /// as in the full tile, so the same bits).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn accumulate_16_by<const N: usize>(
+        kc: usize,
+        vectors: *const f32,
+        scalars: *const f32,
+        steps_ahead: usize,
+    ) -> [__m512; N] {
+        let mut lo = [_mm512_setzero_ps(); N];
+        for p in 0..kc {
+            let ahead = scalars.add((p + steps_ahead) * N);
+            for line in (0..N).step_by(16) {
+                _mm_prefetch::<_MM_HINT_T0>(ahead.add(line) as *const i8);
+            }
+            let v_lo = _mm512_loadu_ps(vectors.add(p * 32));
+            let step = scalars.add(p * N);
+            for t in 0..N {
+                lo[t] = _mm512_fmadd_ps(v_lo, _mm512_set1_ps(*step.add(t)), lo[t]);
+            }
+        }
+        lo
+    }
+
     /// Transposes 32 vectors of kc contiguous values, `rs` apart, into p-major order (32 values
     /// per step), 16 × 16 blocks at a time in registers (the last kc mod 16 steps one value at a
     /// time). Packs 32 rows of a row-major A for the 32 × 10 tile, and 32 columns of a
@@ -518,6 +544,16 @@ mod x86 {
         cols: usize,
     ) {
         const MR: usize = Avx512Wide::MR;
+        if cols <= 16 {
+            // The last sliver of a C whose width is a multiple of 32 plus at most 16 (129, 199):
+            // one vector a row instead of two.
+            let left = accumulate_16_by::<MR>(kc, b, a, 16);
+            let mask = first_lanes(cols);
+            for (i, &v) in left.iter().enumerate().take(rows.min(MR)) {
+                merge_vector(c.offset(i as isize * rs), mask, alpha, beta, v);
+            }
+            return;
+        }
         let (left, right) = accumulate_14x32(kc, a, b);
         if rows == MR && cols == 32 {
             // A whole tile (nearly all of them): the loop unrolled, no masks.
