@@ -142,19 +142,12 @@ impl<T: Float> Module<T> for Sequential<T> {
         let Some((first, rest)) = self.modules.split_first_mut() else {
             return Ok(input.to_owned());
         };
-        let mut h = first.forward(input)?;
-        for m in rest {
-            h = m.forward_owned(h)?;
-        }
-        Ok(h)
+        let h = first.forward(input)?;
+        forward_owned_through(rest, h)
     }
 
     fn forward_owned(&mut self, input: Array2<T>) -> Result<Array2<T>, LayerError> {
-        let mut h = input;
-        for m in &mut self.modules {
-            h = m.forward_owned(h)?;
-        }
-        Ok(h)
+        forward_owned_through(&mut self.modules, input)
     }
 
     /// The first module gets the lent input; the others their predecessor's output, owned.
@@ -162,11 +155,8 @@ impl<T: Float> Module<T> for Sequential<T> {
         let Some((first, rest)) = self.modules.split_first_mut() else {
             return Ok(input.to_owned());
         };
-        let mut h = first.forward_lent_input(input)?;
-        for m in rest {
-            h = m.forward_owned(h)?;
-        }
-        Ok(h)
+        let h = first.forward_lent_input(input)?;
+        forward_owned_through(rest, h)
     }
 
     fn backward_lent_input(
@@ -199,6 +189,17 @@ impl<T: Float> Module<T> for Sequential<T> {
             m.visit_parameters_mut(&mut |name, v, g| f(&format!("{i}.{name}"), v, g));
         }
     }
+}
+
+/// `modules` one after the other on `h`, each output handed to the next by value.
+fn forward_owned_through<T: Float>(
+    modules: &mut [Box<dyn Module<T>>],
+    mut h: Array2<T>,
+) -> Result<Array2<T>, LayerError> {
+    for m in modules {
+        h = m.forward_owned(h)?;
+    }
+    Ok(h)
 }
 
 /// A multi-layer perceptron `sizes[0] → sizes[1] → … → sizes[n]`: Linear layers with a ReLU
