@@ -44,9 +44,12 @@ fn uniform_below(rng: &mut impl RngCore, bound: u32) -> u32 {
     }
 }
 
-/// Batches of at least this many values (167 MNIST images) are converted in parallel (inside
-/// a rayon pool of more than one thread).
-const PARALLEL_VALUES: usize = 1 << 17;
+/// Batches of at least this many values (42 MNIST images) are converted in parallel (inside
+/// a rayon pool of more than one thread). Measured in `cargo xtask bench train` on two threads
+/// (Intel Xeon, interleaved runs): from 1 << 17 (so batch 64 went whole on one thread) to
+/// this, 784-256-10 at batch 64 0.298-0.307 -> 0.286-0.298 s an epoch, 784-256-256-10
+/// 0.462-0.472 -> 0.430-0.442; 784-50-10 (which converts ahead instead) unchanged.
+const PARALLEL_VALUES: usize = 1 << 15;
 
 /// How many images ahead the batch loop prefetches.
 const PREFETCH_DISTANCE: usize = 4;
