@@ -8,8 +8,9 @@
 //!   It used to take `x·Wᵀ` with a short x and a narrow W (64 × 784 × 50) too; the packed
 //!   32 × 10 tile does that faster (see [`choose`]).
 //! - **rows** (`B` and `C` rows contiguous, as in `gᵀ·x` and `g·W`): vectors run along n; each
-//!   step p broadcasts `A[i, p]` for 6 rows and multiplies a 64-wide slice of `B[p, :]`, read in
-//!   place. `C` is updated with full-width loads and stores (masked at the right edge). When A
+//!   step p broadcasts `A[i, p]` for 6-24 rows (24-27 accumulators, by the tile's width) and
+//!   multiplies a slice of at most 64 columns of `B[p, :]`, read in place. `C` is updated with
+//!   full-width loads and stores (masked at the right edge). When A
 //!   is column-major (`gᵀ·x`), k runs in panels of `ROWS_KC` steps so that B's panel is read
 //!   from L1 by every tile of rows (50 × 1024 × 784: 111–121 → 131–135 GFLOP/s on one thread
 //!   of the Intel Xeon); a row-major A (x) streams better whole, so it is not split. A
@@ -87,8 +88,8 @@ const DOT_NR: usize = 4;
 /// Rows and columns of C per block of the rows path.
 pub(crate) const ROWS_MR: usize = 6;
 pub(crate) const ROWS_NR: usize = 64;
-/// Rows of C per tile of the rows path for tiles `vectors` vectors wide: 24 accumulators
-/// whatever the width (n = 50 has 3 whole vectors: 8 rows, not 6 rows and 18 accumulators).
+/// Rows of C per tile of the rows path for tiles `vectors` vectors wide: 24-27 accumulators
+/// whatever the width (n = 50 has 3 whole vectors: 9 rows, not 6 rows and 18 accumulators).
 /// Each element is the same chain of FMAs along k in any tile, so this changes no bit.
 fn rows_per_tile(vectors: usize) -> usize {
     match vectors {
@@ -380,11 +381,11 @@ mod x86 {
             // A panel of B (ROWS_KC × 64) is read by every tile of rows from L1; the first
             // panel merges into C with β, the next ones add to it.
             let panel = if a.rs == 1 { ROWS_KC } else { k };
+            let tile_rows = rows_per_tile(vectors);
             for k0 in (0..k).step_by(panel) {
                 let steps = panel.min(k - k0);
                 let beta = if k0 == 0 { beta } else { 1.0 };
                 let (a_panel, b_panel) = (a.sub(0, k0, m, steps), b.sub(k0, 0, steps, n));
-                let tile_rows = rows_per_tile(vectors);
                 for i0 in (0..m).step_by(tile_rows) {
                     let mr = tile_rows.min(m - i0);
                     macro_rules! tile {
