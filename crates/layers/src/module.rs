@@ -43,6 +43,19 @@ pub trait Module<T: Float = f32>: Send {
     ///
     /// A plain `backward` after this is an error (nothing kept) for such a module. The fit loop
     /// uses this pair with the batch, which lives in the loader until the step ends.
+    ///
+    /// ```
+    /// use backprop_layers::{Linear, Module};
+    /// use ndarray::{array, Array2};
+    ///
+    /// let mut lin = Linear::from_parameters(array![[1.0f32, 2.0], [3.0, 4.0]], array![0.5, -0.5])?;
+    /// let batch = Array2::from_elem((8, 2), 1.0f32); // a large batch: not copied into the layer
+    /// let y = lin.forward_lent_input(batch.view())?;
+    /// lin.backward_lent_input(batch.view(), Array2::ones(y.dim()).view(), false)?;
+    /// assert_eq!(lin.weight_grad, array![[8.0, 8.0], [8.0, 8.0]]); // gᵀ·x
+    /// assert!(lin.backward(Array2::ones(y.dim()).view(), false).is_err()); // nothing kept
+    /// # Ok::<(), backprop_layers::LayerError>(())
+    /// ```
     fn forward_lent_input(&mut self, input: ArrayView2<T>) -> Result<Array2<T>> {
         self.forward(input)
     }
