@@ -121,7 +121,8 @@ pub(crate) fn gemm_dispatch(
                 Direct::Rows => (direct::ROWS_MR, direct::ROWS_NR),
                 // A short A: split along n only, so that each thread transposes and reads its
                 // own part of W. A tall one: along m, each thread copying the (small) W whole.
-                Direct::TransposedRows if c.rows <= direct::SHORT_A_MAX_M => (usize::MAX, 16),
+                Direct::TransposedRows | Direct::SwappedRows if c.rows <= direct::SHORT_A_MAX_M => (usize::MAX, 16),
+                Direct::SwappedRows => unreachable!("only for a short A"),
                 Direct::TransposedRows => (direct::ROWS_MR, direct::ROWS_NR),
             };
             // Along the side with more tiles, cut in whole vectors when along n (16 columns;
