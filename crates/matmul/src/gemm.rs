@@ -169,6 +169,15 @@ fn split<K: MicroKernel>(alpha: f32, a: MatRef, b: MatRef, beta: f32, c: MatMut,
 /// Runs `block` on the whole product, or — for a large one and `threads` > 1 — on `threads`
 /// fixed blocks of C cut along m (`along_m`, in whole tiles of `unit_m` rows) or along n (in
 /// whole tiles of `unit_n` columns), each in a rayon task.
+///
+/// The calling thread computes the first block itself and the other workers take the rest,
+/// the order in which rayon's `join` and parallel iterators hand out halves (the caller keeps
+/// the first). So the optimizer's split update of a weight and the products that write its
+/// gradient or read it put the same half on the same core, and the half stays in that core's
+/// cache from step to step. With every block spawned, the other worker took the first half
+/// of a product and the caller the first half of the update: each step moved the 800 KB
+/// weight and gradient of a 784-256-10 network between the cores (batch 64, two threads of
+/// an Intel Xeon: 0.307-0.309 -> 0.218-0.238 s an epoch).
 #[allow(clippy::too_many_arguments)]
 fn split_blocks(
     a: MatRef,
@@ -188,17 +197,19 @@ fn split_blocks(
     let tiles = len.div_ceil(unit);
     let parts = threads.min(tiles);
     let step = tiles.div_ceil(parts) * unit;
-    rayon::scope(|s| {
-        for start in (0..len).step_by(step) {
-            let size = step.min(len - start);
-            s.spawn(move |_| {
-                if along_m {
-                    block(a.sub(start, 0, size, k), b, c.sub(start, 0, size, n));
-                } else {
-                    block(a, b.sub(0, start, k, size), c.sub(0, start, m, size));
-                }
-            });
+    let run_part = move |start: usize| {
+        let size = step.min(len - start);
+        if along_m {
+            block(a.sub(start, 0, size, k), b, c.sub(start, 0, size, n));
+        } else {
+            block(a, b.sub(0, start, k, size), c.sub(0, start, m, size));
         }
+    };
+    rayon::scope(|s| {
+        for start in (step..len).step_by(step) {
+            s.spawn(move |_| run_part(start));
+        }
+        run_part(0);
     });
 }
 
