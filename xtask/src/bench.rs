@@ -347,17 +347,28 @@ fn matmul(args: &BenchArgs) -> Result<()> {
         for threads in [1, 2] {
             let p = pool(threads);
             let mut c = Array2::<f32>::zeros((m, n));
+            // Inside the pool with its other workers kept polling, as the training loop runs
+            // its products: otherwise a two-thread figure measures how long a sleeping
+            // worker takes to wake (10-50 µs) as much as the product (e.g. 256 × 64 × 784
+            // Aᵀ, ~75 µs a half, read 180-215 GFLOP/s on two threads of an Intel Xeon that
+            // way). The gemm crate's rayon tasks run in the same pool the same way.
             let t = p.install(|| {
-                median_seconds(
-                    || backprop_matmul::gemm(1.0, a, b, 0.0, c.view_mut()),
-                    samples,
-                    min_sample,
-                )
+                backprop_matmul::with_workers_awake(|| {
+                    median_seconds(
+                        || backprop_matmul::gemm(1.0, a, b, 0.0, c.view_mut()),
+                        samples,
+                        min_sample,
+                    )
+                })
             });
             record("backprop", threads, t);
             #[cfg(feature = "gemm-anchor")]
             {
-                let t = median_seconds(|| gemm_crate(a, b, &mut c, threads), samples, min_sample);
+                let t = p.install(|| {
+                    backprop_matmul::with_workers_awake(|| {
+                        median_seconds(|| gemm_crate(a, b, &mut c, threads), samples, min_sample)
+                    })
+                });
                 record("gemm", threads, t);
             }
             if threads == 1 {
