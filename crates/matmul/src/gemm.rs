@@ -50,6 +50,13 @@ const MAX_TILE: usize = 448;
 /// the 784-50-10 model at batch 64 (2.5M per product) slowed from 0.066 s to 0.074 s.
 pub const PARALLEL_THRESHOLD: usize = 4 << 20;
 
+/// The same for the unpacked paths ([`crate::direct`]), which have nothing to pack twice:
+/// each thread reads only its own part of the larger operand. With the workers kept awake,
+/// 50 × 64 × 784 (Aᵀ, a 784-50-10 network's weight gradient at batch 64) ran at 157 GFLOP/s
+/// on one thread and 276-280 split over two (Intel Xeon); a 784-50-10 epoch at batch 64 on
+/// two threads was the same either way (0.087-0.091 s).
+pub const DIRECT_PARALLEL_THRESHOLD: usize = 1 << 20;
+
 /// A strided matrix: element (i, j) is at `ptr + i·rs + j·cs`.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Strided<P> {
@@ -132,9 +139,17 @@ pub(crate) fn gemm_dispatch(
             // a 64-column tile (64 × 784 × 256, two threads: 148-151 -> 274-279 GFLOP/s).
             let short_a_rows = path == Direct::Rows && c.rows <= direct::SHORT_A_MAX_M && c.cols >= unit_n * threads;
             let along_m = !short_a_rows && c.rows.div_ceil(unit_m) >= c.cols.div_ceil(unit_n);
-            return split_blocks(a, b, c, threads, along_m, unit_m, 16, &|a, b, c| {
-                direct::run(path, alpha, a, b, beta, c)
-            });
+            return split_blocks(
+                a,
+                b,
+                c,
+                threads,
+                DIRECT_PARALLEL_THRESHOLD,
+                along_m,
+                unit_m,
+                16,
+                &|a, b, c| direct::run(path, alpha, a, b, beta, c),
+            );
         }
     }
     match kernel {
@@ -161,14 +176,22 @@ fn prefers_wide_tile(m: usize, n: usize, c: &MatMut) -> bool {
 /// tiles), and runs the loop nest on each block in a rayon task. (On squares, halves of n ran
 /// 5–10% faster than halves of m with either tile, measured at 256³ to 2048³ on 2 threads.)
 fn split<K: MicroKernel>(alpha: f32, a: MatRef, b: MatRef, beta: f32, c: MatMut, threads: usize) {
-    split_blocks(a, b, c, threads, c.rows > c.cols, K::MR, K::NR, &|a, b, c| {
-        loop_nest::<K>(alpha, a, b, beta, c)
-    })
+    split_blocks(
+        a,
+        b,
+        c,
+        threads,
+        PARALLEL_THRESHOLD,
+        c.rows > c.cols,
+        K::MR,
+        K::NR,
+        &|a, b, c| loop_nest::<K>(alpha, a, b, beta, c),
+    )
 }
 
-/// Runs `block` on the whole product, or — for a large one and `threads` > 1 — on `threads`
-/// fixed blocks of C cut along m (`along_m`, in whole tiles of `unit_m` rows) or along n (in
-/// whole tiles of `unit_n` columns), each in a rayon task.
+/// Runs `block` on the whole product, or — for one of `threshold` multiply-adds or more and
+/// `threads` > 1 — on `threads` fixed blocks of C cut along m (`along_m`, in whole tiles of
+/// `unit_m` rows) or along n (in whole tiles of `unit_n` columns), each in a rayon task.
 ///
 /// The calling thread computes the first block itself and the other workers take the rest,
 /// the order in which rayon's `join` and parallel iterators hand out halves (the caller keeps
@@ -184,13 +207,14 @@ fn split_blocks(
     b: MatRef,
     c: MatMut,
     threads: usize,
+    threshold: usize,
     along_m: bool,
     unit_m: usize,
     unit_n: usize,
     block: &(dyn Fn(MatRef, MatRef, MatMut) + Sync),
 ) {
     let (m, n, k) = (c.rows, c.cols, a.cols);
-    if threads <= 1 || m * n * k < PARALLEL_THRESHOLD {
+    if threads <= 1 || m * n * k < threshold {
         return block(a, b, c);
     }
     let (len, unit) = if along_m { (m, unit_m) } else { (n, unit_n) };
