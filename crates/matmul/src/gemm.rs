@@ -50,7 +50,7 @@ const MAX_TILE: usize = 448;
 /// the 784-50-10 model at batch 64 (2.5M per product) slowed from 0.066 s to 0.074 s.
 pub const PARALLEL_THRESHOLD: usize = 4 << 20;
 
-/// The same for the unpacked paths ([`crate::direct`]), which have nothing to pack twice:
+/// The same for the unpacked paths (`direct.rs`), which have nothing to pack twice:
 /// each thread reads only its own part of the larger operand. With the workers kept awake,
 /// 50 × 64 × 784 (Aᵀ, a 784-50-10 network's weight gradient at batch 64) ran at 157 GFLOP/s
 /// on one thread and 276-280 split over two (Intel Xeon); a 784-50-10 epoch at batch 64 on
