@@ -559,6 +559,33 @@ mod tests {
     }
 
     #[test]
+    fn x_times_w_transposed_swaps_only_when_x_is_the_smaller() {
+        let view = |rows: usize, cols: usize, rs: isize, cs: isize| MatRef {
+            ptr: std::ptr::null(),
+            rows,
+            cols,
+            rs,
+            cs,
+        };
+        let c = |rows: usize, cols: usize| MatMut {
+            ptr: std::ptr::null_mut(),
+            rows,
+            cols,
+            rs: cols as isize,
+            cs: 1,
+        };
+        // x: [m, 784] row-major; Wᵀ: the [n, 784] weight seen as 784 × n (column-major).
+        let choice = |m: usize, n: usize| choose(&view(m, 784, 784, 1), &view(784, n, 1, 784), &c(m, n));
+        assert_eq!(choice(64, 256), Some(Direct::SwappedRows));
+        assert_eq!(choice(32, 256), Some(Direct::SwappedRows));
+        // As many rows as W: transposing either costs the same; W is transposed.
+        assert_eq!(choice(128, 128), Some(Direct::TransposedRows));
+        // A tall x goes to the packed path, a narrow W to the rows path on Wᵀ's copy.
+        assert_eq!(choice(1024, 256), None);
+        assert_eq!(choice(1024, 50), Some(Direct::TransposedRows));
+    }
+
+    #[test]
     fn swapped_and_transposed_rows_paths_give_the_same_bits() {
         if !std::is_x86_feature_detected!("avx512f") {
             eprintln!("SKIPPED: no AVX-512 on this CPU");
