@@ -350,7 +350,7 @@ fn matmul(args: &BenchArgs) -> Result<()> {
             // Inside the pool with its other workers kept polling, as the training loop runs
             // its products: otherwise a two-thread figure measures how long a sleeping
             // worker takes to wake (10-50 µs) as much as the product (e.g. 256 × 64 × 784
-            // Aᵀ, ~75 µs a half, read 180-215 GFLOP/s on two threads of an Intel Xeon that
+            // Aᵀ, ~75 µs a half, read 167-215 GFLOP/s on two threads of an Intel Xeon that
             // way). The gemm crate's rayon tasks run in the same pool the same way.
             let t = p.install(|| {
                 backprop_matmul::with_workers_awake(|| {

@@ -273,21 +273,7 @@ mod x86 {
                 let (mut x_rows, mut c_rows) = (x_rows.borrow_mut(), c_rows.borrow_mut());
                 let x_rows = crate::gemm::line_aligned(&mut x_rows, k * ld);
                 let c_rows = crate::gemm::line_aligned(&mut c_rows, n * ld);
-                let a_transposed = MatRef {
-                    ptr: a.ptr,
-                    rows: k,
-                    cols: m,
-                    rs: a.cs,
-                    cs: a.rs,
-                };
-                transpose_into(a_transposed, x_rows.as_mut_ptr(), ld);
-                let b_transposed = MatRef {
-                    ptr: b.ptr,
-                    rows: n,
-                    cols: k,
-                    rs: b.cs,
-                    cs: b.rs,
-                };
+                transpose_into(a.transposed(), x_rows.as_mut_ptr(), ld);
                 let x_rows = MatRef {
                     ptr: x_rows.as_ptr(),
                     rows: k,
@@ -303,7 +289,7 @@ mod x86 {
                     cs: 1,
                 };
                 // α = 1 and β = 0 store each chain's sum as it is (1·v is exact).
-                rows_path(1.0, b_transposed, x_rows, 0.0, c_transposed);
+                rows_path(1.0, b.transposed(), x_rows, 0.0, c_transposed);
                 merge_transposed(alpha, c_rows.as_ptr(), ld, beta, c);
             })
         })

@@ -75,6 +75,17 @@ unsafe impl<P> Send for Strided<P> {}
 unsafe impl<P> Sync for Strided<P> {}
 
 impl<P: Copy> Strided<P> {
+    /// The same elements seen as the transposed matrix (no copy: rows and strides swapped).
+    pub(crate) fn transposed(self) -> Self {
+        Strided {
+            rows: self.cols,
+            cols: self.rows,
+            rs: self.cs,
+            cs: self.rs,
+            ..self
+        }
+    }
+
     /// The sub-matrix starting at (i, j) with the given size.
     fn block(self, i: usize, j: usize, rows: usize, cols: usize, offset: impl Fn(P, isize) -> P) -> Self {
         Strided {
