@@ -88,9 +88,15 @@ impl Sgd {
 /// Parameters updated in parallel when a tensor has at least this many elements (and the step
 /// runs inside a pool of more than one thread). Each element's update is independent of every other, so the
 /// split cannot change a bit.
+///
+/// A tensor is cut into one contiguous part per thread, and the calling thread updates the
+/// first: the same halves, on the same cores, as the matrix products that read the weight and
+/// write its gradient (`backprop_matmul` computes a split product's first block on the calling
+/// thread). Parts of 16K elements, handed out by rayon's recursive halving, put some of each
+/// half on the other core: on two threads of an Intel Xeon, 784-256-10 at batch 64 took
+/// 0.245-0.292 s an epoch that way and 0.232-0.242 s this way, 784-256-256-10 0.420-0.446 s and
+/// 0.374-0.379 s.
 const PARALLEL_UPDATE: usize = 1 << 16;
-/// Elements per parallel task.
-const UPDATE_CHUNK: usize = 1 << 14;
 
 /// The update of contiguous parameter, gradient and (with momentum) velocity slices.
 fn update_slices(
@@ -128,13 +134,13 @@ fn update_slices(
         return serial(value, grad, velocity);
     }
     use rayon::prelude::*;
-    let chunks = value
-        .par_chunks_mut(UPDATE_CHUNK)
-        .zip(grad.par_chunks_mut(UPDATE_CHUNK));
+    // One part per thread, in whole 64-byte lines.
+    let chunk = value.len().div_ceil(rayon::current_num_threads()).next_multiple_of(16);
+    let chunks = value.par_chunks_mut(chunk).zip(grad.par_chunks_mut(chunk));
     match velocity {
         None => chunks.for_each(|(value, grad)| serial(value, grad, None)),
         Some(velocity) => chunks
-            .zip(velocity.par_chunks_mut(UPDATE_CHUNK))
+            .zip(velocity.par_chunks_mut(chunk))
             .for_each(|((value, grad), velocity)| serial(value, grad, Some(velocity))),
     }
 }
