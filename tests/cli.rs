@@ -34,7 +34,11 @@ fn xtask() -> &'static Path {
             .status()
             .expect("cargo runs");
         assert!(status.success(), "building xtask failed");
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("target/debug/xtask")
+        // Where that build went: `CARGO_TARGET_DIR` when set (relative to the folder it ran
+        // in), else the workspace's `target/`.
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), |dir| root.join(dir));
+        target.join("debug/xtask")
     })
 }
 
