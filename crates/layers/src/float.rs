@@ -32,6 +32,10 @@ pub trait Float:
 
     /// Conversion to f64 (exact).
     fn f64(self) -> f64;
+
+    /// Replaces each value by its exponential: sixteen at a time for f32 ([`crate::exp`]), the
+    /// standard library's `exp` for f64 (gradient checks want it exact, not fast).
+    fn exp_in_place(values: &mut [Self]);
 }
 
 impl Float for f32 {
@@ -43,6 +47,9 @@ impl Float for f32 {
     }
     fn f64(self) -> f64 {
         self as f64
+    }
+    fn exp_in_place(values: &mut [f32]) {
+        crate::exp::exp_in_place(values)
     }
 }
 
@@ -58,5 +65,10 @@ impl Float for f64 {
     }
     fn f64(self) -> f64 {
         self
+    }
+    fn exp_in_place(values: &mut [f64]) {
+        for v in values {
+            *v = v.exp();
+        }
     }
 }

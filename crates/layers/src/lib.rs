@@ -47,6 +47,7 @@
 //! This crate computes; it never touches files or the terminal.
 
 pub mod error;
+pub mod exp;
 pub mod float;
 pub mod gradcheck;
 pub mod linear;

@@ -9,14 +9,30 @@ use crate::module::Module;
 /// `logsumexp(x) = m + ln Σ_j exp(x_j − m)` with `m = max_j x_j`, for each row: exact in real
 /// arithmetic, and no `exp` ever overflows (logits of ±10⁴ are fine).
 pub fn logsumexp_rows<T: Float>(x: ArrayView2<T>) -> Array1<T> {
-    x.map_axis(Axis(1), |row| {
-        let max = row.fold(T::neg_infinity(), |m, &v| m.max(v));
-        if max == T::neg_infinity() {
-            return max;
+    let max = x.map_axis(Axis(1), |row| row.fold(T::neg_infinity(), |m, &v| m.max(v)));
+    // exp(x_ij − m_i) for the whole batch at once (vectorized for f32), then each row's sum in
+    // column order.
+    let mut shifted = Array2::zeros(x.dim());
+    Zip::from(shifted.rows_mut())
+        .and(x.rows())
+        .and(&max)
+        .for_each(|mut out, row, &m| Zip::from(&mut out).and(&row).for_each(|o, &v| *o = v - m));
+    exp_rows(&mut shifted);
+    Zip::from(shifted.rows()).and(&max).map_collect(|terms, &m| {
+        if m == T::neg_infinity() {
+            return m;
         }
-        let sum = row.fold(T::zero(), |s, &v| s + (v - max).exp());
-        max + sum.ln()
+        m + terms.fold(T::zero(), |s, &e| s + e).ln()
     })
+}
+
+/// Each element of `a` replaced by its exponential, through [`Float::exp_in_place`] (in
+/// memory order: each element on its own, so the order does not matter).
+pub(crate) fn exp_rows<T: Float>(a: &mut Array2<T>) {
+    T::exp_in_place(
+        a.as_slice_memory_order_mut()
+            .expect("owned arrays made here are contiguous"),
+    )
 }
 
 /// `log_softmax(x)_ij = x_ij − logsumexp(x_i)`.
@@ -29,7 +45,9 @@ pub fn log_softmax<T: Float>(x: ArrayView2<T>) -> Array2<T> {
 
 /// `softmax(x)_ij = exp(x_ij − logsumexp(x_i))`.
 pub fn softmax<T: Float>(x: ArrayView2<T>) -> Array2<T> {
-    log_softmax(x).mapv_into(|v| v.exp())
+    let mut s = log_softmax(x);
+    exp_rows(&mut s);
+    s
 }
 
 /// Row-wise softmax as a module.

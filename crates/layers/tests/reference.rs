@@ -244,3 +244,25 @@ fn a_strided_output_gradient_gives_the_same_gradients() {
     assert_all_close(&strided.weight_grad, &contiguous.weight_grad, 1e-6);
     assert_eq!(contiguous.bias_grad, g.sum_axis(ndarray::Axis(0)));
 }
+
+#[test]
+fn softmax_of_a_transposed_view_gives_the_bits_of_its_copy() {
+    // A column-major input (the transposed view of a [5, 3] array) goes through the same
+    // vectorized exponentials as a row-major one.
+    let stored = Array2::from_shape_fn((5, 3), |(i, j)| (i as f32 - 2.0) * 0.7 + j as f32 * 1.3);
+    let (view, copy) = (stored.t(), stored.t().as_standard_layout().into_owned());
+    for (a, b) in [
+        (backprop_layers::softmax(view), backprop_layers::softmax(copy.view())),
+        (
+            backprop_layers::log_softmax(view),
+            backprop_layers::log_softmax(copy.view()),
+        ),
+    ] {
+        assert_eq!(a.dim(), (3, 5));
+        assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
+    }
+    let s = backprop_layers::softmax(view);
+    for row in s.rows() {
+        assert!((row.sum() - 1.0).abs() < 1e-6, "{row}");
+    }
+}
