@@ -11,10 +11,10 @@
 //!                                          are subnormal round once, as they should)
 //! ```
 //!
-//! Within 1 ulp of the correctly rounded result (tested on 2.2 million values from −110 to 90), 1 exactly at 0,
-//! 0 below −104, ∞ above 88.73, NaN for NaN. The vector path and the portable path do the same
-//! operations in the same order, so they give the same bits (tested): results never depend on
-//! the machine.
+//! Within 1 ulp of the correctly rounded result (tested on 2.2 million values from −110 to
+//! 90), 1 exactly at 0, 0 below −104, ∞ above 88.73, NaN for NaN. The vector path and the
+//! portable path do the same operations in the same order, so they give the same bits
+//! (tested): results never depend on the machine.
 
 /// `x` is clamped to this range first (NaN aside): below, the result is 0 after rounding; above,
 /// ∞. Both keep `n` and the scalings in the exponent's range.
@@ -37,6 +37,15 @@ const COEFFICIENTS: [f32; 8] = [
 ];
 
 /// Replaces each value by its exponential.
+///
+/// ```
+/// let mut values = [0.0f32, 1.0, -1.0, -200.0];
+/// backprop_layers::exp::exp_in_place(&mut values);
+/// assert_eq!(values[0], 1.0);
+/// assert!((values[1] - std::f32::consts::E).abs() <= 2.0 * f32::EPSILON);
+/// assert!((values[2] - 1.0 / std::f32::consts::E).abs() <= f32::EPSILON);
+/// assert_eq!(values[3], 0.0);
+/// ```
 pub fn exp_in_place(values: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     {
