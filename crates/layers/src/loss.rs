@@ -5,7 +5,7 @@ use ndarray::{Array2, ArrayView2, Zip};
 
 use crate::error::{expect_shape, LayerError, Result};
 use crate::float::Float;
-use crate::softmax::{exp_rows, logsumexp_rows};
+use crate::softmax::{exp_minus_rows, logsumexp_rows};
 
 /// A loss: `forward` computes the value (and keeps what `backward` needs), `backward` gives
 /// `∂loss/∂prediction`, shaped like the prediction.
@@ -114,14 +114,9 @@ impl<T: Float> Loss<T> for CrossEntropy<T> {
         let lse = logsumexp_rows(x);
         let mut sum = 0.0f64;
         let inv_b = T::of(1.0 / b as f64);
-        // ∂x_ij = (exp(x_ij − lse_i) − [j = y_i]) / B: the differences, their exponentials for
-        // the whole batch at once (vectorized for f32), then the scaling and the one-hot.
-        let mut grad = Array2::zeros(x.dim());
-        Zip::from(grad.rows_mut())
-            .and(x.rows())
-            .and(&lse)
-            .for_each(|mut g, x, &lse| Zip::from(&mut g).and(&x).for_each(|g, &x| *g = x - lse));
-        exp_rows(&mut grad);
+        // ∂x_ij = (exp(x_ij − lse_i) − [j = y_i]) / B: the exponentials for the whole batch at
+        // once, then the scaling and the one-hot.
+        let mut grad = exp_minus_rows(x, &lse);
         Zip::from(grad.rows_mut())
             .and(x.rows())
             .and(&lse)

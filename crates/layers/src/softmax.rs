@@ -10,29 +10,27 @@ use crate::module::Module;
 /// arithmetic, and no `exp` ever overflows (logits of ±10⁴ are fine).
 pub fn logsumexp_rows<T: Float>(x: ArrayView2<T>) -> Array1<T> {
     let max = x.map_axis(Axis(1), |row| row.fold(T::neg_infinity(), |m, &v| m.max(v)));
-    // exp(x_ij − m_i) for the whole batch at once (vectorized for f32), then each row's sum in
-    // column order.
-    let mut shifted = Array2::zeros(x.dim());
-    Zip::from(shifted.rows_mut())
-        .and(x.rows())
+    // Each row's sum of exp(x_ij − m_i), in column order.
+    Zip::from(exp_minus_rows(x, &max).rows())
         .and(&max)
-        .for_each(|mut out, row, &m| Zip::from(&mut out).and(&row).for_each(|o, &v| *o = v - m));
-    exp_rows(&mut shifted);
-    Zip::from(shifted.rows()).and(&max).map_collect(|terms, &m| {
-        if m == T::neg_infinity() {
-            return m;
-        }
-        m + terms.fold(T::zero(), |s, &e| s + e).ln()
-    })
+        .map_collect(|terms, &m| {
+            if m == T::neg_infinity() {
+                return m;
+            }
+            m + terms.fold(T::zero(), |s, &e| s + e).ln()
+        })
 }
 
-/// Each element of `a` replaced by its exponential, through [`Float::exp_in_place`] (in
-/// memory order: each element on its own, so the order does not matter).
-pub(crate) fn exp_rows<T: Float>(a: &mut Array2<T>) {
-    T::exp_in_place(
-        a.as_slice_memory_order_mut()
-            .expect("owned arrays made here are contiguous"),
-    )
+/// `exp(x_ij − v_i)` for a whole batch: the differences first, then their exponentials at once
+/// through [`Float::exp_in_place`] (sixteen at a time for f32).
+pub(crate) fn exp_minus_rows<T: Float>(x: ArrayView2<T>, v: &Array1<T>) -> Array2<T> {
+    let mut out = Array2::zeros(x.dim());
+    Zip::from(out.rows_mut())
+        .and(x.rows())
+        .and(v)
+        .for_each(|mut out, row, &v| Zip::from(&mut out).and(&row).for_each(|o, &x| *o = x - v));
+    T::exp_in_place(out.as_slice_mut().expect("made in standard layout"));
+    out
 }
 
 /// `log_softmax(x)_ij = x_ij − logsumexp(x_i)`.
@@ -45,9 +43,7 @@ pub fn log_softmax<T: Float>(x: ArrayView2<T>) -> Array2<T> {
 
 /// `softmax(x)_ij = exp(x_ij − logsumexp(x_i))`.
 pub fn softmax<T: Float>(x: ArrayView2<T>) -> Array2<T> {
-    let mut s = log_softmax(x);
-    exp_rows(&mut s);
-    s
+    exp_minus_rows(x, &logsumexp_rows(x))
 }
 
 /// Row-wise softmax as a module.
