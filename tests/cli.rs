@@ -67,10 +67,35 @@ fn fails(data: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("backprop-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+/// A path under the system's temporary folder for one test's outputs (a run folder or a
+/// file), removed when the test ends, passed or failed.
+struct Temp(PathBuf);
+
+impl std::ops::Deref for Temp {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Temp {
+    fn remove(&self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+impl Drop for Temp {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+/// `backprop-cli-<pid>-<name>`, absent at first (left over from nothing).
+fn temp(name: &str) -> Temp {
+    let path = Temp(std::env::temp_dir().join(format!("backprop-cli-{}-{name}", std::process::id())));
+    path.remove();
+    path
 }
 
 /// A short run: 2 epochs of 784-32-10 on the fastai split.
@@ -276,12 +301,12 @@ fn data_info_json_has_the_published_statistics() {
     assert_eq!(info["splits"]["test"]["label_counts"].as_array().unwrap().len(), 10);
     let verify = ok(&data, &["data", "verify"]);
     assert_eq!(verify.lines().filter(|l| l.starts_with("ok")).count(), 4, "{verify}");
-    let png = temp("show").with_extension("png");
+    let png = temp("show.png");
     ok(
         &data,
         &["data", "show", "--count", "12", "--out", png.to_str().unwrap()],
     );
-    assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG"));
+    assert!(std::fs::read(&*png).unwrap().starts_with(b"\x89PNG"));
 }
 
 /// A batch file for `grads`: `x` f32 [rows, 784] of fixed values, `y` i64 class indices.
