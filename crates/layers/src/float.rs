@@ -5,7 +5,7 @@
 use std::fmt::{Debug, Display};
 use std::ops::{AddAssign, MulAssign, SubAssign};
 
-use ndarray::{ArrayView2, ArrayViewMut2};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 
 /// A floating-point element type the layers can run on.
 pub trait Float:
@@ -27,6 +27,9 @@ pub trait Float:
     /// `C ← α·A·B + β·C` (β = 0 overwrites C).
     fn gemm(alpha: Self, a: ArrayView2<Self>, b: ArrayView2<Self>, beta: Self, c: ArrayViewMut2<Self>);
 
+    /// `A·B` into a new array (for f32 not zeroed first: see [`backprop_matmul::matmul`]).
+    fn matmul(a: ArrayView2<Self>, b: ArrayView2<Self>) -> Array2<Self>;
+
     /// Conversion from f64 (rounding to nearest for f32).
     fn of(x: f64) -> Self;
 
@@ -41,6 +44,9 @@ pub trait Float:
 impl Float for f32 {
     fn gemm(alpha: f32, a: ArrayView2<f32>, b: ArrayView2<f32>, beta: f32, c: ArrayViewMut2<f32>) {
         backprop_matmul::gemm(alpha, a, b, beta, c)
+    }
+    fn matmul(a: ArrayView2<f32>, b: ArrayView2<f32>) -> Array2<f32> {
+        backprop_matmul::matmul(a, b)
     }
     fn of(x: f64) -> f32 {
         x as f32
@@ -59,6 +65,9 @@ impl Float for f64 {
             c.fill(0.0);
         }
         ndarray::linalg::general_mat_mul(alpha, &a, &b, beta, &mut c)
+    }
+    fn matmul(a: ArrayView2<f64>, b: ArrayView2<f64>) -> Array2<f64> {
+        a.dot(&b)
     }
     fn of(x: f64) -> f64 {
         x

@@ -75,9 +75,8 @@ impl<T: Float> Linear<T> {
     /// Forward: `y = x·Wᵀ + b`.
     fn output(&self, x: ArrayView2<T>) -> Result<Array2<T>> {
         expect_shape(&|| self.name(), "input", x.shape(), [None, Some(self.in_features())])?;
-        let mut y = Array2::zeros((x.nrows(), self.out_features()));
         // y = x·Wᵀ
-        T::gemm(T::one(), x, self.weight.t(), T::zero(), y.view_mut());
+        let mut y = T::matmul(x, self.weight.t());
         // y += b, row by row
         y += &self.bias;
         Ok(y)
@@ -114,11 +113,7 @@ impl<T: Float> Linear<T> {
             }
         }
         // ∂x = g·W
-        Ok(input_grad.then(|| {
-            let mut dx = Array2::zeros((g.nrows(), self.in_features()));
-            T::gemm(T::one(), g, self.weight.view(), T::zero(), dx.view_mut());
-            dx
-        }))
+        Ok(input_grad.then(|| T::matmul(g, self.weight.view())))
     }
 }
 

@@ -105,11 +105,14 @@ impl<T: Float> Module<T> for Relu<T> {
         if !input_grad {
             return Ok(None);
         }
-        let mut dx = Array2::zeros(g.dim());
-        Zip::from(&mut dx).and(&g).and(x).for_each(|d, &g, &x| {
+        let dx = Zip::from(&g).and(x).map_collect(|&g, &x| {
             let slope = if x > T::zero() { T::one() } else { self.leak };
             let unclamped = self.max_value.is_none_or(|m| self.leaky(x) - self.subtract <= m);
-            *d = if unclamped { g * slope } else { T::zero() };
+            if unclamped {
+                g * slope
+            } else {
+                T::zero()
+            }
         });
         Ok(Some(dx))
     }

@@ -127,10 +127,31 @@ pub(crate) fn gemm_views(
     gemm_dispatch(kernel, allow_direct, alpha, a_ref, b_ref, beta, c_mut, threads);
 }
 
-/// `A·B` into a new array.
+/// `A·B` into a new array, over rayon's current thread pool.
+///
+/// The array is not zeroed first: the product is computed as with β = 0, which writes every
+/// element of C without reading it (a layer's output or input gradient saves a pass over
+/// memory this way).
+///
+/// # Panics
+/// When A's columns are not B's rows.
 pub fn matmul(a: ArrayView2<f32>, b: ArrayView2<f32>) -> Array2<f32> {
     let (m, _, n) = check_shapes(&a, &b);
-    let mut c = Array2::zeros((m, n));
-    gemm(1.0, a, b, 0.0, c.view_mut());
-    c
+    let mut c = Array2::<f32>::uninit((m, n));
+    let c_mut: MatMut = strided(c.as_mut_ptr().cast::<f32>(), &[m, n], c.strides());
+    let a_ref: MatRef = strided(a.as_ptr(), a.shape(), a.strides());
+    let b_ref: MatRef = strided(b.as_ptr(), b.shape(), b.strides());
+    gemm_dispatch(
+        detect(),
+        true,
+        1.0,
+        a_ref,
+        b_ref,
+        0.0,
+        c_mut,
+        rayon::current_num_threads(),
+    );
+    // SAFETY: with β = 0 every path (packed loop nest, unpacked paths, `scale` for k = 0)
+    // stores each element of C and loads none of them.
+    unsafe { c.assume_init() }
 }

@@ -286,6 +286,47 @@ fn every_rung_of_the_ladder_agrees_with_the_reference() {
 }
 
 #[test]
+fn matmul_writes_every_element_without_reading_the_new_array() {
+    // `matmul` does not zero its output first: it relies on β = 0 storing every element and
+    // loading none. Each shape takes a different path (packed with either tile, the unpacked
+    // rows, transposed-rows and swapped-rows paths, k = 0, empty); before each product a
+    // NaN-filled buffer of the same size is freed, so the new array most likely starts as
+    // NaNs, which any read of C (β·C, even with β = 0) would carry into the result.
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    for (m, k, n, b_transposed) in [
+        (256, 784, 256, true),
+        (1024, 784, 50, true),
+        (64, 784, 256, true),
+        (64, 784, 50, true),
+        (50, 64, 784, false),
+        (64, 50, 10, false),
+        (33, 17, 45, false),
+        (5, 0, 7, false),
+        (0, 3, 4, false),
+        (3, 3, 0, false),
+    ] {
+        let a = random(m, k, &mut rng);
+        let b_stored = if b_transposed {
+            random(n, k, &mut rng)
+        } else {
+            random(k, n, &mut rng)
+        };
+        let b = if b_transposed { b_stored.t() } else { b_stored.view() };
+        let mut want = Array2::from_elem((m, n), f32::NAN);
+        backprop_matmul::gemm(1.0, a.view(), b, 0.0, want.view_mut());
+        drop(vec![f32::NAN; m * n]);
+        let got = backprop_matmul::matmul(a.view(), b);
+        assert_eq!(got.dim(), (m, n));
+        assert!(
+            got.iter()
+                .zip(&want)
+                .all(|(x, y)| x.to_bits() == y.to_bits() && !x.is_nan()),
+            "{m}x{k}x{n}"
+        );
+    }
+}
+
+#[test]
 #[should_panic(expected = "A's columns must equal B's rows")]
 fn mismatched_shapes_name_both() {
     backprop_matmul::matmul(Array2::zeros((2, 3)).view(), Array2::zeros((4, 2)).view());
