@@ -9,7 +9,8 @@
 //! cargo xtask bench matmul|train|data       benchmarks
 //! ```
 //!
-//! Errors are printed with their whole chain and exit with status 1.
+//! Errors are printed with their whole chain and exit with status 1; a training run stopped
+//! by Ctrl-C says how to resume it and exits with status 130.
 
 // The doc comments of the command-line structs are clap's `--help` text, written for a
 // terminal (`[B, in]`, `<workspace>`), not rustdoc markup.
@@ -61,6 +62,10 @@ fn main() {
         Command::Bench(args) => bench::run(args),
     };
     if let Err(err) = result {
+        if let Some(interrupted) = err.downcast_ref::<train_cmd::Interrupted>() {
+            eprintln!("{interrupted}");
+            std::process::exit(train_cmd::INTERRUPTED_EXIT_CODE);
+        }
         eprintln!("error: {err}");
         for cause in err.chain().skip(1) {
             eprintln!("  caused by: {cause}");

@@ -1,6 +1,7 @@
 //! `cargo xtask train`: the main job.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::{bail, ensure, Context, Result};
@@ -256,6 +257,37 @@ fn timestamp() -> String {
     )
 }
 
+/// Ctrl-C while the epochs run: the loop stops after its current batch, leaving the run folder
+/// as the last whole epoch wrote it (a checkpoint is never cut off mid-write), and the command
+/// says how to resume. Ctrl-C at any other time, or a second one, exits at once.
+static TRAINING: AtomicBool = AtomicBool::new(false);
+static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
+
+fn handle_ctrl_c() -> Result<()> {
+    ctrlc::set_handler(|| {
+        if TRAINING.load(Ordering::SeqCst) && !STOP_REQUESTED.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        std::process::exit(INTERRUPTED_EXIT_CODE);
+    })
+    .context("installing the Ctrl-C handler")
+}
+
+/// The shell's status for a program ended by SIGINT (128 + 2).
+pub const INTERRUPTED_EXIT_CODE: i32 = 130;
+
+/// A run ended by Ctrl-C; its message says what the run folder holds.
+#[derive(Debug)]
+pub struct Interrupted(String);
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
 /// Draws progress, prints epoch lines, and checkpoints after every epoch.
 struct Reporter {
     dir: PathBuf,
@@ -264,10 +296,13 @@ struct Reporter {
     epochs: usize,
     stop_after: Option<usize>,
     valid_name: &'static str,
+    /// The last batch run (where a Ctrl-C stopped the run).
+    last_batch: Option<BatchInfo>,
 }
 
 impl Callbacks for Reporter {
-    fn on_batch(&mut self, info: &BatchInfo) {
+    fn on_batch(&mut self, info: &BatchInfo) -> Flow {
+        self.last_batch = Some(*info);
         let bar = self.bar.get_or_insert_with(|| {
             let bar = ProgressBar::new(info.batches as u64);
             bar.set_style(
@@ -281,6 +316,11 @@ impl Callbacks for Reporter {
         bar.set_position(info.batch as u64);
         if info.batch.is_multiple_of(16) || info.batch == info.batches {
             bar.set_message(format!("loss {:.4}", info.loss));
+        }
+        if STOP_REQUESTED.load(Ordering::Relaxed) {
+            Flow::Stop
+        } else {
+            Flow::Continue
         }
     }
 
@@ -406,10 +446,13 @@ pub fn run(args: TrainArgs) -> Result<()> {
         epochs: config.fit.epochs,
         stop_after: args.stop_after,
         valid_name,
+        last_batch: None,
     };
+    handle_ctrl_c()?;
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
     let train_started = Instant::now();
     // The whole loop runs inside the pool: matrix products reach the other workers cheaply.
+    TRAINING.store(true, Ordering::SeqCst);
     let result = pool.install(|| {
         fit(
             &mut model,
@@ -422,10 +465,14 @@ pub fn run(args: TrainArgs) -> Result<()> {
             &mut reporter,
         )
     });
+    TRAINING.store(false, Ordering::SeqCst);
     if let Some(bar) = reporter.bar.take() {
         bar.abandon();
     }
     let this_run = result.with_context(|| format!("training {} (checkpoints in {})", config.dataset, dir.display()))?;
+    if STOP_REQUESTED.load(Ordering::SeqCst) {
+        return Err(interrupted(&reporter, &state, &dir, valid_name).into());
+    }
     let train_seconds = train_started.elapsed().as_secs_f64();
     let test = pool.install(|| evaluate(&mut model, &splits.test, &splits.normalization, config.fit.task, 1000))?;
     draw_curves(&dir.join("curves.png"), &reporter.reports, valid_name)?;
@@ -461,6 +508,32 @@ pub fn run(args: TrainArgs) -> Result<()> {
         println!("{summary}");
     }
     Ok(())
+}
+
+/// After a Ctrl-C: the curves of the whole epochs, and what the run folder holds.
+fn interrupted(reporter: &Reporter, state: &TrainState, dir: &Path, valid_name: &str) -> Interrupted {
+    let place = reporter.last_batch.map_or(String::new(), |b| {
+        format!(
+            " in epoch {} of {} (batch {} of {})",
+            b.epoch, reporter.epochs, b.batch, b.batches
+        )
+    });
+    if state.epochs_done == 0 {
+        return Interrupted(format!(
+            "interrupted{place}, before the first epoch ended: there is no checkpoint to resume from"
+        ));
+    }
+    let curves = match draw_curves(&dir.join("curves.png"), &reporter.reports, valid_name) {
+        Ok(()) => String::new(),
+        Err(err) => format!(" (curves.png not drawn: {err:#})"),
+    };
+    Interrupted(format!(
+        "interrupted{place}: {} holds the checkpoint of epoch {}{curves}; continue with\n  \
+         cargo xtask train --resume {}",
+        dir.display(),
+        state.epochs_done,
+        dir.display()
+    ))
 }
 
 fn draw_curves(path: &Path, reports: &[EpochReport], valid_name: &str) -> Result<()> {

@@ -7,6 +7,7 @@
 //!         ŷ = model(x);  L = loss(ŷ, y)                   (stop if L is not finite)
 //!         backward(∂L/∂ŷ)  (the first layer's input gradient skipped)
 //!         sgd.step(η) and zero_grad, in one pass;  step += 1
+//!         callbacks.on_batch (progress; may stop the run)
 //!     evaluate on valid;  callbacks.on_epoch (checkpoint, log)
 //! ```
 //!
@@ -74,18 +75,24 @@ pub struct EpochReport {
     pub samples: usize,
 }
 
-/// What the loop does after an epoch.
+/// What the loop does after a batch or an epoch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Flow {
     Continue,
-    /// Stop now (early stopping, or a run done in parts); the state says where it stopped.
+    /// Stop now (early stopping, a run done in parts, Ctrl-C); the state says where it stopped.
     Stop,
 }
 
 /// Hooks into the loop, so users can watch or save without forking it.
 pub trait Callbacks {
-    /// After every optimizer step.
-    fn on_batch(&mut self, _info: &BatchInfo) {}
+    /// After every optimizer step. [`Flow::Stop`] ends the run in the middle of its epoch:
+    /// [`fit`] returns the reports of the whole epochs, and the [`TrainState`] is left as that
+    /// last whole epoch left it (so `epochs_done` and `step` still match the last checkpoint
+    /// `on_epoch` wrote, from which a resumed run is bit-identical), while the model holds the
+    /// updates of the batches run since.
+    fn on_batch(&mut self, _info: &BatchInfo) -> Flow {
+        Flow::Continue
+    }
     /// After every epoch, with everything needed to checkpoint.
     fn on_epoch(
         &mut self,
@@ -100,6 +107,19 @@ pub trait Callbacks {
 
 /// No hooks.
 impl Callbacks for () {}
+
+/// Why the batches of an epoch ended early.
+enum StepEnd {
+    /// `on_batch` asked to stop.
+    Stopped,
+    Failed(TrainError),
+}
+
+impl<E: Into<TrainError>> From<E> for StepEnd {
+    fn from(err: E) -> Self {
+        StepEnd::Failed(err.into())
+    }
+}
 
 /// Trains `model` from `state` up to `config.epochs` epochs. Returns the reports of the epochs
 /// run now.
@@ -140,12 +160,13 @@ pub fn fit(
     model.zero_grad();
     for epoch in state.epochs_done..config.epochs {
         let started = Instant::now();
+        let step_at_start = state.step;
         let mut train_loss = Mean::default();
         let batches_of_epoch = loader.epoch(epoch as u64);
         // The other workers of the pool stay awake for the epoch: each step's products are
         // too short to wait for a sleeping worker (see `backprop_matmul::with_workers_awake`).
         // Meanwhile one of them converts the next batch (`try_for_each_batch`).
-        with_workers_awake(|| -> Result<(), TrainError> {
+        let epoch_run = with_workers_awake(|| -> Result<(), StepEnd> {
             batches_of_epoch.try_for_each_batch(|batch| {
                 let lr = config.schedule.lr_at(config.lr, state.step, total_steps);
                 // The batch stays in the loader until this step ends: lent to the first layer,
@@ -153,18 +174,18 @@ pub fn fit(
                 let output = model.forward_lent_input(batch.x)?;
                 let loss = objective.loss(output.view(), batch.y)?;
                 if !loss.is_finite() {
-                    return Err(TrainError::NonFinite {
+                    return Err(StepEnd::Failed(TrainError::NonFinite {
                         epoch: epoch + 1,
                         batch: batch.index + 1,
                         value: loss,
                         lr,
-                    });
+                    }));
                 }
                 model.backward_lent_input(batch.x, objective.grad()?.view(), false)?;
                 sgd.step_and_zero_grad(model, lr);
                 state.step += 1;
                 train_loss.add(loss as f64, batch.y.len());
-                callbacks.on_batch(&BatchInfo {
+                let flow = callbacks.on_batch(&BatchInfo {
                     epoch: epoch + 1,
                     batch: batch.index + 1,
                     batches,
@@ -172,9 +193,20 @@ pub fn fit(
                     lr,
                     samples: batch.y.len(),
                 });
-                Ok(())
+                match flow {
+                    Flow::Continue => Ok(()),
+                    Flow::Stop => Err(StepEnd::Stopped),
+                }
             })
-        })?;
+        });
+        match epoch_run {
+            Ok(()) => {}
+            Err(StepEnd::Stopped) => {
+                state.step = step_at_start;
+                break;
+            }
+            Err(StepEnd::Failed(err)) => return Err(err),
+        }
         let seconds = started.elapsed().as_secs_f64();
         state.epochs_done = epoch + 1;
         let valid = valid

@@ -5,8 +5,10 @@ use backprop_data::{Normalization, Subset};
 use backprop_init::{rng, Init};
 use backprop_layers::{Linear, Module};
 use backprop_model::{mlp, Sequential};
-use backprop_train::{fit, FitConfig, Schedule, Sgd, Task, TrainState};
-use ndarray::{array, Array2};
+use backprop_train::{
+    fit, BatchInfo, Callbacks, EpochReport, FitConfig, Flow, Schedule, Sgd, Task, TrainError, TrainState,
+};
+use ndarray::{array, Array2, ArrayD};
 use rand::Rng;
 
 fn pool(threads: usize) -> rayon::ThreadPool {
@@ -175,4 +177,136 @@ fn fit_gives_the_same_bits_on_one_and_two_threads() {
         bits(&model, &sgd)
     };
     assert_eq!(run(1), run(2));
+}
+
+/// The parameter values of `model`, in visiting order.
+fn parameters(model: &Sequential<f32>) -> Vec<ArrayD<f32>> {
+    let mut out = Vec::new();
+    model.visit_parameters(&mut |_, value, _| out.push(value.to_owned()));
+    out
+}
+
+/// Stops the run at one batch, and keeps what a checkpoint after each epoch would hold.
+struct StopAt {
+    epoch: usize,
+    batch: usize,
+    batches_seen: usize,
+    saved: Option<(Vec<ArrayD<f32>>, Sgd, TrainState)>,
+}
+
+impl Callbacks for StopAt {
+    fn on_batch(&mut self, info: &BatchInfo) -> Flow {
+        self.batches_seen += 1;
+        if (info.epoch, info.batch) == (self.epoch, self.batch) {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        }
+    }
+
+    fn on_epoch(
+        &mut self,
+        _report: &EpochReport,
+        model: &Sequential<f32>,
+        sgd: &Sgd,
+        state: &TrainState,
+    ) -> Result<Flow, TrainError> {
+        self.saved = Some((parameters(model), sgd.clone(), *state));
+        Ok(Flow::Continue)
+    }
+}
+
+#[test]
+fn a_run_stopped_mid_epoch_resumes_from_its_last_epoch_to_the_same_bits() {
+    let train = synthetic(640); // 10 batches of 64
+    let norm = Normalization {
+        scale: 255.0,
+        mean: 0.5,
+        std: 0.29,
+    };
+    let config = FitConfig {
+        epochs: 3,
+        batch_size: 64,
+        lr: 0.05,
+        schedule: Schedule::OneCycle,
+        momentum: 0.9,
+        weight_decay: 1e-4,
+        seed: 5,
+        task: Task::Classification,
+    };
+    let arch = [784, 32, 10];
+    let new_model = || mlp(&arch, Init::KAIMING_RELU, &mut rng(2));
+
+    // Never stopped.
+    let mut straight = new_model();
+    let mut straight_sgd = Sgd::new(config.momentum, config.weight_decay);
+    fit(
+        &mut straight,
+        &mut straight_sgd,
+        &mut TrainState::default(),
+        &train,
+        None,
+        &norm,
+        &config,
+        &mut (),
+    )
+    .unwrap();
+
+    // Stopped by the callback at batch 4 of epoch 2.
+    let mut model = new_model();
+    let mut sgd = Sgd::new(config.momentum, config.weight_decay);
+    let mut state = TrainState::default();
+    let mut stop = StopAt {
+        epoch: 2,
+        batch: 4,
+        batches_seen: 0,
+        saved: None,
+    };
+    let reports = fit(
+        &mut model, &mut sgd, &mut state, &train, None, &norm, &config, &mut stop,
+    )
+    .unwrap();
+    assert_eq!(reports.len(), 1, "only the whole epoch is reported");
+    assert_eq!(stop.batches_seen, 14);
+    assert_eq!(
+        state,
+        TrainState {
+            epochs_done: 1,
+            step: 10
+        },
+        "the state of the last whole epoch"
+    );
+    let (saved_parameters, saved_sgd, saved_state) = stop.saved.unwrap();
+    assert_eq!(saved_state, state);
+    assert_ne!(
+        parameters(&model),
+        saved_parameters,
+        "the model keeps the 4 batches since"
+    );
+
+    // Resumed from what epoch 1's checkpoint held.
+    let mut resumed = new_model();
+    let mut saved = saved_parameters.into_iter();
+    resumed.visit_parameters_mut(&mut |_, mut value, _| value.assign(&saved.next().unwrap()));
+    let mut resumed_sgd = saved_sgd;
+    let mut resumed_state = saved_state;
+    fit(
+        &mut resumed,
+        &mut resumed_sgd,
+        &mut resumed_state,
+        &train,
+        None,
+        &norm,
+        &config,
+        &mut (),
+    )
+    .unwrap();
+    assert_eq!(
+        resumed_state,
+        TrainState {
+            epochs_done: 3,
+            step: 30
+        }
+    );
+    assert_eq!(bits(&resumed, &resumed_sgd), bits(&straight, &straight_sgd));
 }
