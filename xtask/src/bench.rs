@@ -94,6 +94,55 @@ fn median_seconds(mut f: impl FnMut(), samples: usize, min_sample: f64) -> f64 {
     times[times.len() / 2]
 }
 
+/// The median seconds per call of two functions measured in alternation: each sample times
+/// both, one after the other, the first of the pair alternating from sample to sample. So a
+/// slow spell of a shared machine (they last seconds here) falls on both, and neither always
+/// runs first. Iterations per sample are calibrated for each function as in [`median_seconds`].
+fn interleaved_median_seconds(
+    mut first: impl FnMut(),
+    mut second: impl FnMut(),
+    samples: usize,
+    min_sample: f64,
+) -> (f64, f64) {
+    let calibrate = |f: &mut dyn FnMut()| {
+        f();
+        let mut iterations = 1usize;
+        loop {
+            let t = Instant::now();
+            for _ in 0..iterations {
+                f();
+            }
+            if t.elapsed().as_secs_f64() >= min_sample || iterations >= 1 << 20 {
+                return iterations;
+            }
+            iterations *= 2;
+        }
+    };
+    let time = |f: &mut dyn FnMut(), iterations: usize| {
+        let t = Instant::now();
+        for _ in 0..iterations {
+            f();
+        }
+        t.elapsed().as_secs_f64() / iterations as f64
+    };
+    let (first_iterations, second_iterations) = (calibrate(&mut first), calibrate(&mut second));
+    let (mut first_times, mut second_times) = (Vec::new(), Vec::new());
+    for sample in 0..samples {
+        if sample % 2 == 0 {
+            first_times.push(time(&mut first, first_iterations));
+            second_times.push(time(&mut second, second_iterations));
+        } else {
+            second_times.push(time(&mut second, second_iterations));
+            first_times.push(time(&mut first, first_iterations));
+        }
+    }
+    let median = |mut times: Vec<f64>| {
+        times.sort_by(f64::total_cmp);
+        times[times.len() / 2]
+    };
+    (median(first_times), median(second_times))
+}
+
 fn pool(threads: usize) -> rayon::ThreadPool {
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
@@ -470,7 +519,6 @@ for m, k, n, at, bt in {shapes}:
     Ok(())
 }
 
-/// Runs a Python script and parses each stdout line as JSON.
 /// The square sizes of `bench matmul --sweep`.
 fn sweep_sizes(quick: bool) -> Vec<usize> {
     let mut sizes: Vec<usize> = (1..=11)
@@ -492,7 +540,7 @@ fn sweep_sizes(quick: bool) -> Vec<usize> {
 }
 
 /// `bench matmul --sweep`: square products of every size in [`sweep_sizes`], this crate against
-/// matrixmultiply, one thread.
+/// matrixmultiply, one thread, measured in alternation ([`interleaved_median_seconds`]).
 fn sweep(args: &BenchArgs) -> Result<()> {
     let (samples, min_sample) = if args.quick { (3, 0.002) } else { (7, 0.02) };
     if !args.json {
@@ -506,14 +554,16 @@ fn sweep(args: &BenchArgs) -> Result<()> {
         let (a, b) = (random(n, n, 1), random(n, n, 2));
         let mut c = Array2::<f32>::zeros((n, n));
         let flops = 2.0 * (n * n * n) as f64;
-        let ours = p.install(|| {
-            median_seconds(
+        let mut c_theirs = c.clone();
+        // Inside the one-thread pool, where `gemm` runs on the calling thread.
+        let (ours, theirs) = p.install(|| {
+            interleaved_median_seconds(
                 || backprop_matmul::gemm(1.0, a.view(), b.view(), 0.0, c.view_mut()),
+                || matrixmultiply_sgemm(a.view(), b.view(), &mut c_theirs),
                 samples,
                 min_sample,
             )
         });
-        let theirs = median_seconds(|| matrixmultiply_sgemm(a.view(), b.view(), &mut c), samples, min_sample);
         let (ours, theirs) = (flops / ours / 1e9, flops / theirs / 1e9);
         if ours < theirs {
             slower.push(n);
@@ -539,6 +589,7 @@ fn sweep(args: &BenchArgs) -> Result<()> {
     Ok(())
 }
 
+/// Runs a Python script and parses each stdout line as JSON.
 fn run_python(python: &str, script: &str, env: &[(&str, &str)]) -> Result<Vec<serde_json::Value>> {
     let mut cmd = Command::new(python);
     cmd.arg("-c").arg(script).env_remove("OPENBLAS_CORETYPE");
