@@ -16,7 +16,9 @@
 //! finite differences and reports the worst element. [`snapshot::format_tensor`] prints tensors
 //! at fixed precision for snapshot tests of your own layers.
 //!
-//! Parameter gradients accumulate (`+=`) until [`Module::zero_grad`], as in PyTorch.
+//! Parameter gradients accumulate (`+=`) until [`Module::zero_grad`], as in PyTorch; after
+//! [`Module::discard_grad`] (a training loop's cheaper `zero_grad`) the next backward
+//! overwrites them.
 //!
 //! A two-layer network, forward and backward:
 //!

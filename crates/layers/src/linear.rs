@@ -18,15 +18,23 @@ use crate::module::{keep, Module, ParamVisitor, ParamVisitorMut};
 /// ```
 ///
 /// `Wᵀ` and `gᵀ` are transposed *views* passed to the matrix product: nothing is copied.
+/// Gradients accumulate (`+=`, PyTorch's rule) until [`zero_grad`](Module::zero_grad); after
+/// [`discard_grad`](Module::discard_grad) the next backward writes `∂W = gᵀ·x` and
+/// `∂b = Σ_rows g` instead (the same bits as zeroing first).
 #[derive(Clone, Debug)]
 pub struct Linear<T: Float = f32> {
     /// `[out, in]`, PyTorch's layout (`nn.Linear.weight`).
     pub weight: Array2<T>,
     /// `[out]`.
     pub bias: Array1<T>,
+    /// `∂L/∂W`, `[out, in]`; stale between [`discard_grad`](Module::discard_grad) and the next
+    /// backward.
     pub weight_grad: Array2<T>,
+    /// `∂L/∂b`, `[out]`; likewise.
     pub bias_grad: Array1<T>,
     input: Option<Array2<T>>,
+    /// Set by `discard_grad`: the next backward overwrites the gradients.
+    grad_discarded: bool,
 }
 
 impl Linear<f32> {
@@ -55,6 +63,7 @@ impl<T: Float> Linear<T> {
             weight: weight.as_standard_layout().into_owned(),
             bias,
             input: None,
+            grad_discarded: false,
         })
     }
 
@@ -91,10 +100,16 @@ impl<T: Float> Linear<T> {
             g.shape(),
             [Some(x.nrows()), Some(self.out_features())],
         )?;
-        // ∂W += gᵀ·x
-        T::gemm(T::one(), g.t(), x, T::one(), self.weight_grad.view_mut());
+        // ∂W += gᵀ·x, or ∂W = gᵀ·x after `discard_grad` (β = 0: ∂W is neither read nor
+        // zeroed first, which saves two passes over it)
+        let accumulate = !std::mem::take(&mut self.grad_discarded);
+        let beta = if accumulate { T::one() } else { T::zero() };
+        T::gemm(T::one(), g.t(), x, beta, self.weight_grad.view_mut());
         // ∂b += Σ_rows g (in row order: deterministic), one plain loop per row (an ndarray
         // `+=` per row cost more than the sum itself at batch 1024)
+        if !accumulate {
+            self.bias_grad.fill(T::zero());
+        }
         match (self.bias_grad.as_slice_mut(), g.as_slice()) {
             // Contiguous (as in training): slices, which the compiler vectorizes.
             (Some(bias_grad), Some(g)) if !bias_grad.is_empty() => {
@@ -172,6 +187,16 @@ impl<T: Float> Module<T> for Linear<T> {
             [None, Some(self.in_features())],
         )?;
         Ok(self.out_features())
+    }
+
+    fn zero_grad(&mut self) {
+        self.weight_grad.fill(T::zero());
+        self.bias_grad.fill(T::zero());
+        self.grad_discarded = false;
+    }
+
+    fn discard_grad(&mut self) {
+        self.grad_discarded = true;
     }
 
     fn visit_parameters(&self, f: &mut ParamVisitor<T>) {

@@ -87,6 +87,20 @@ pub trait Module<T: Float = f32>: Send {
         self.visit_parameters_mut(&mut |_, _, mut grad| grad.fill(T::zero()));
     }
 
+    /// Declares the parameter gradients no longer needed: the next `backward` may overwrite
+    /// them instead of adding to them, which gives what `zero_grad` and then `backward` give
+    /// without writing zeros first (a training loop's step does not read the gradients after
+    /// the update). Until that `backward`, the gradients hold stale values; PyTorch's
+    /// `zero_grad(set_to_none=True)` makes them `None` for the same reason.
+    ///
+    /// The default is [`zero_grad`](Module::zero_grad), right for any module; [`Linear`]
+    /// overwrites instead.
+    ///
+    /// [`Linear`]: crate::Linear
+    fn discard_grad(&mut self) {
+        self.zero_grad();
+    }
+
     /// Number of scalar parameters.
     fn parameter_count(&self) -> usize {
         let mut count = 0;

@@ -46,6 +46,39 @@ fn gradients_accumulate_until_zero_grad() {
 }
 
 #[test]
+fn after_discard_grad_a_backward_overwrites_with_the_bits_of_zero_grad() {
+    let x = array![[1.0f32, 2.0], [3.0, 4.0]];
+    let g1 = array![[0.25f32, -1.0, 2.0], [0.5, 0.75, -0.25]];
+    let g2 = array![[1.5f32, 0.25, -0.5], [-2.0, 0.125, 3.0]];
+    let new_layer = || {
+        let mut lin =
+            Linear::from_parameters(array![[1.0f32, 0.0], [-1.0, 1.0], [0.5, 2.0]], array![0.1, 0.2, 0.3]).unwrap();
+        lin.forward(x.view()).unwrap();
+        lin.backward(g1.view(), false).unwrap();
+        lin
+    };
+    let (mut zeroed, mut discarded) = (new_layer(), new_layer());
+    zeroed.zero_grad();
+    discarded.discard_grad();
+    for lin in [&mut zeroed, &mut discarded] {
+        lin.forward(x.view()).unwrap();
+        lin.backward(g2.view(), false).unwrap();
+    }
+    // gᵀ·x and Σ_rows g of the second batch alone, as after zero_grad.
+    assert_eq!(discarded.weight_grad, zeroed.weight_grad);
+    assert_eq!(discarded.bias_grad, zeroed.bias_grad);
+    assert_eq!(discarded.bias_grad, array![-0.5, 0.375, 2.5]);
+    // Only the first backward after discard_grad overwrites: the next one adds again.
+    for lin in [&mut zeroed, &mut discarded] {
+        lin.forward(x.view()).unwrap();
+        lin.backward(g1.view(), false).unwrap();
+    }
+    assert_eq!(discarded.weight_grad, zeroed.weight_grad);
+    assert_eq!(discarded.bias_grad, zeroed.bias_grad);
+    assert_eq!(discarded.bias_grad, array![0.25, 0.125, 4.25]);
+}
+
+#[test]
 fn relu_by_hand() {
     // x = torch.tensor([[-1., 0., 2.]], requires_grad=True); y = torch.relu(x)   # [[0, 0, 2]]
     // y.backward(torch.tensor([[5., 5., 5.]]))                                     # x.grad = [[0, 0, 5]]

@@ -189,6 +189,12 @@ impl<T: Float> Module<T> for Sequential<T> {
             m.visit_parameters_mut(&mut |name, v, g| f(&format!("{i}.{name}"), v, g));
         }
     }
+
+    fn discard_grad(&mut self) {
+        for m in &mut self.modules {
+            m.discard_grad();
+        }
+    }
 }
 
 /// `modules` one after the other on `h`, each output handed to the next by value.

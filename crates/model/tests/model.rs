@@ -83,6 +83,45 @@ fn first_layer_input_gradient_is_skipped_in_training() {
     });
 }
 
+#[test]
+fn discard_grad_reaches_every_layer_and_gives_the_bits_of_zero_grad() {
+    let x = Array2::from_shape_fn((5, 6), |(i, j)| ((i * 7 + j * 3) % 11) as f32 / 5.0 - 1.0);
+    let grads = |model: &Sequential<f32>| {
+        let mut all = Vec::new();
+        model.visit_parameters(&mut |name, _, g| all.push((name.to_string(), g.to_owned())));
+        all
+    };
+    let run = |discard: bool| {
+        let mut model = mlp(&[6, 5, 4, 3], Init::KAIMING_RELU, &mut rng(4));
+        for step in 0..3 {
+            let y = model.forward(x.view()).unwrap();
+            let g = y.mapv(|v| v * 0.25 + step as f32);
+            model.backward_params(g.view()).unwrap();
+            if step < 2 {
+                if discard {
+                    model.discard_grad();
+                } else {
+                    model.zero_grad();
+                }
+            }
+        }
+        grads(&model)
+    };
+    let (zeroed, discarded) = (run(false), run(true));
+    assert_eq!(zeroed.len(), 6);
+    // Sequential hands discard_grad to each Linear, which writes nothing (the saving): the
+    // old values stay until the next backward overwrites them.
+    let mut model = mlp(&[6, 5, 4, 3], Init::KAIMING_RELU, &mut rng(4));
+    let y = model.forward(x.view()).unwrap();
+    model.backward_params(y.view()).unwrap();
+    let before = grads(&model);
+    model.discard_grad();
+    assert_eq!(grads(&model), before);
+    for ((name, z), (_, d)) in zeroed.iter().zip(&discarded) {
+        assert!(z.iter().zip(d).all(|(a, b)| a.to_bits() == b.to_bits()), "{name}");
+    }
+}
+
 /// The fit loop lends the batch to the first layer (`forward_lent_input`) and hands each
 /// activation on by value (`forward_owned`): the same bits as the plain forward and backward.
 #[test]

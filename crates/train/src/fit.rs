@@ -6,7 +6,7 @@
 //!         η = schedule(step / total_steps)
 //!         ŷ = model(x);  L = loss(ŷ, y)                   (stop if L is not finite)
 //!         backward(∂L/∂ŷ)  (the first layer's input gradient skipped)
-//!         sgd.step(η) and zero_grad, in one pass;  step += 1
+//!         sgd.step(η);  discard_grad (the next backward overwrites);  step += 1
 //!         callbacks.on_batch (progress; may stop the run)
 //!     evaluate on valid;  callbacks.on_epoch (checkpoint, log)
 //! ```
@@ -156,8 +156,12 @@ pub fn fit(
     let total_steps = (config.epochs * batches) as u64;
     let mut objective = Objective::new(config.task);
     let mut reports = Vec::new();
-    // Each step leaves the gradients at zero for the next (`Sgd::step_and_zero_grad`).
-    model.zero_grad();
+    // Nothing reads a step's gradients after its update, so each backward overwrites them
+    // (`Module::discard_grad`) instead of adding to zeros written after the previous step:
+    // the same bits, two passes over every weight gradient fewer (784-256-10 at batch 64 on
+    // an Intel Xeon: 0.459-0.469 -> 0.439-0.452 s an epoch on one thread, 0.260-0.276 ->
+    // 0.245-0.260 s on two).
+    model.discard_grad();
     for epoch in state.epochs_done..config.epochs {
         let started = Instant::now();
         let step_at_start = state.step;
@@ -182,7 +186,8 @@ pub fn fit(
                     }));
                 }
                 model.backward_lent_input(batch.x, objective.grad()?.view(), false)?;
-                sgd.step_and_zero_grad(model, lr);
+                sgd.step(model, lr);
+                model.discard_grad();
                 state.step += 1;
                 train_loss.add(loss as f64, batch.y.len());
                 let flow = callbacks.on_batch(&BatchInfo {

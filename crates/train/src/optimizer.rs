@@ -31,22 +31,12 @@ impl Sgd {
     }
 
     /// One update of every parameter of `model` with learning rate `lr`. The gradients are
-    /// left as they are (as `torch.optim.SGD.step`).
+    /// left as they are (as `torch.optim.SGD.step`): a training loop then calls [`Module::discard_grad`] (the fit loop does), or
+    /// [`Module::zero_grad`] for gradients that read as zeros until the next backward.
     pub fn step(&mut self, model: &mut dyn Module<f32>, lr: f32) {
-        self.update(model, lr, false)
-    }
-
-    /// [`Sgd::step`], then every gradient set to zero, in the same pass over memory: the fit
-    /// loop's `step(); zero_grad()` at the cost of one pass instead of two. The parameters get
-    /// exactly the bits [`Sgd::step`] gives.
-    pub fn step_and_zero_grad(&mut self, model: &mut dyn Module<f32>, lr: f32) {
-        self.update(model, lr, true)
-    }
-
-    fn update(&mut self, model: &mut dyn Module<f32>, lr: f32, zero_grad: bool) {
         let (momentum, decay) = (self.momentum, self.weight_decay);
         let velocity = &mut self.velocity;
-        model.visit_parameters_mut(&mut |name, mut value, mut grad| {
+        model.visit_parameters_mut(&mut |name, mut value, grad| {
             let velocity = if momentum == 0.0 {
                 None
             } else {
@@ -56,19 +46,19 @@ impl Sgd {
                 }
                 Some(velocity.get_mut(name).expect("inserted above"))
             };
-            match (value.as_slice_mut(), grad.as_slice_mut()) {
+            match (value.as_slice_mut(), grad.as_slice()) {
                 (Some(value), Some(grad)) => {
                     let velocity = velocity.map(|v| v.as_slice_mut().expect("created in standard layout"));
-                    update_slices(value, grad, velocity, lr, momentum, decay, zero_grad);
+                    update_slices(value, grad, velocity, lr, momentum, decay);
                 }
                 // Not contiguous (no layer of ours does this): the same formulas, element by element.
                 _ => {
                     let mut scratch = ArrayD::zeros(value.raw_dim());
                     let v = velocity.unwrap_or(&mut scratch);
                     Zip::from(&mut value)
-                        .and(&mut grad)
+                        .and(&grad)
                         .and(v)
-                        .for_each(|p, g, v| update_one(p, g, v, lr, momentum, decay, zero_grad));
+                        .for_each(|p, &g, v| update_one(p, g, v, lr, momentum, decay));
                 }
             }
         });
@@ -99,32 +89,19 @@ impl Sgd {
 const PARALLEL_UPDATE: usize = 1 << 16;
 
 /// The update of contiguous parameter, gradient and (with momentum) velocity slices.
-fn update_slices(
-    value: &mut [f32],
-    grad: &mut [f32],
-    velocity: Option<&mut [f32]>,
-    lr: f32,
-    momentum: f32,
-    decay: f32,
-    zero_grad: bool,
-) {
+fn update_slices(value: &mut [f32], grad: &[f32], velocity: Option<&mut [f32]>, lr: f32, momentum: f32, decay: f32) {
     // One loop per case, each without branches inside, so that each vectorizes.
-    let serial = |value: &mut [f32], grad: &mut [f32], velocity: Option<&mut [f32]>| {
-        match velocity {
-            None => {
-                for (p, g) in value.iter_mut().zip(grad.iter()) {
-                    *p -= lr * (*g + decay * *p);
-                }
-            }
-            Some(velocity) => {
-                for ((p, g), v) in value.iter_mut().zip(grad.iter()).zip(velocity.iter_mut()) {
-                    *v = momentum * *v + (*g + decay * *p);
-                    *p -= lr * *v;
-                }
+    let serial = |value: &mut [f32], grad: &[f32], velocity: Option<&mut [f32]>| match velocity {
+        None => {
+            for (p, g) in value.iter_mut().zip(grad) {
+                *p -= lr * (*g + decay * *p);
             }
         }
-        if zero_grad {
-            grad.fill(0.0);
+        Some(velocity) => {
+            for ((p, g), v) in value.iter_mut().zip(grad).zip(velocity.iter_mut()) {
+                *v = momentum * *v + (*g + decay * *p);
+                *p -= lr * *v;
+            }
         }
     };
     // Split only from inside a pool of several threads (the fit loop runs in one): from
@@ -136,7 +113,7 @@ fn update_slices(
     use rayon::prelude::*;
     // One part per thread, in whole 64-byte lines.
     let chunk = value.len().div_ceil(rayon::current_num_threads()).next_multiple_of(16);
-    let chunks = value.par_chunks_mut(chunk).zip(grad.par_chunks_mut(chunk));
+    let chunks = value.par_chunks_mut(chunk).zip(grad.par_chunks(chunk));
     match velocity {
         None => chunks.for_each(|(value, grad)| serial(value, grad, None)),
         Some(velocity) => chunks
@@ -146,14 +123,11 @@ fn update_slices(
 }
 
 /// One element, as [`update_slices`] does it (for tensors that are not contiguous).
-fn update_one(p: &mut f32, g: &mut f32, v: &mut f32, lr: f32, momentum: f32, decay: f32, zero_grad: bool) {
+fn update_one(p: &mut f32, g: f32, v: &mut f32, lr: f32, momentum: f32, decay: f32) {
     if momentum == 0.0 {
-        *p -= lr * (*g + decay * *p);
+        *p -= lr * (g + decay * *p);
     } else {
-        *v = momentum * *v + (*g + decay * *p);
+        *v = momentum * *v + (g + decay * *p);
         *p -= lr * *v;
-    }
-    if zero_grad {
-        *g = 0.0;
     }
 }
