@@ -652,126 +652,227 @@ fn train(args: &BenchArgs) -> Result<()> {
             splits.train.len()
         );
     }
-    let mut rows = Vec::new();
+    // PyTorch runs beside us, cell by cell (this machine's speed drifts 10-30% over minutes):
+    // each cell is timed for both, the order alternating from cell to cell.
+    let mut torch = match TorchAnchor::start(&args.python, &dir, timed_epochs) {
+        Ok(anchor) => Some(anchor),
+        Err(e) => {
+            eprintln!(
+                "PyTorch anchor skipped (`{} -c 'import torch'` must work; set BACKPROP_PYTHON): {e:#}",
+                args.python
+            );
+            None
+        }
+    };
+    if !args.json {
+        println!(
+            "{:<16} {:>6} {:>8} {:>14} {:>14} {:>9}",
+            "model", "batch", "threads", "backprop (s)", "pytorch (s)", "speed-up"
+        );
+    }
+    let mut cell = 0;
     for arch in &models {
         for &batch in &batches {
             for &threads in &thread_counts {
-                let p = pool(threads);
-                let mut model = mlp(arch, Init::KAIMING_RELU, &mut rng(0));
-                let mut sgd = Sgd::new(0.0, 0.0);
-                let mut state = TrainState::default();
-                let mut epochs = Vec::new();
-                for e in 0..=timed_epochs {
-                    let config = FitConfig {
-                        epochs: e + 1,
-                        batch_size: batch,
-                        lr: 0.05,
-                        schedule: Schedule::Constant,
-                        momentum: 0.0,
-                        weight_decay: 0.0,
-                        seed: 0,
-                        task: Task::Classification,
-                    };
-                    let reports = p.install(|| {
-                        fit(
-                            &mut model,
-                            &mut sgd,
-                            &mut state,
-                            &splits.train,
-                            None,
-                            &splits.normalization,
-                            &config,
-                            &mut (),
-                        )
-                    })?;
-                    epochs.push(reports[0].seconds);
+                let torch_first = cell % 2 == 1;
+                cell += 1;
+                let mut torch_seconds = None;
+                if torch_first {
+                    torch_seconds = torch_cell(&mut torch, arch, batch, threads);
                 }
-                let mut timed = epochs[1..].to_vec();
-                timed.sort_by(f64::total_cmp);
-                let seconds = timed[timed.len() / 2];
+                let ours = bench_train_cell(&splits, arch, batch, threads, timed_epochs)?;
+                if !torch_first {
+                    torch_seconds = torch_cell(&mut torch, arch, batch, threads);
+                }
                 let name = arch.iter().map(|s| s.to_string()).collect::<Vec<_>>().join("-");
-                rows.push(
-                    json!({"impl": "backprop", "model": name, "batch": batch, "threads": threads, "seconds": seconds}),
-                );
+                if args.json {
+                    println!(
+                        "{}",
+                        json!({"impl": "backprop", "model": name, "batch": batch, "threads": threads, "seconds": ours})
+                    );
+                    if let Some(t) = torch_seconds {
+                        println!(
+                            "{}",
+                            json!({"impl": "pytorch", "model": name, "batch": batch, "threads": threads, "seconds": t})
+                        );
+                    }
+                } else {
+                    println!(
+                        "{name:<16} {batch:>6} {threads:>8} {ours:>14.3} {:>14} {:>9}",
+                        torch_seconds.map_or("-".into(), |t| format!("{t:.3}")),
+                        torch_seconds.map_or("-".into(), |t| format!("{:.1}x", t / ours))
+                    );
+                }
             }
         }
     }
-    let script = format!(
-        r#"
-import gzip, json, time, numpy as np, torch
+    Ok(())
+}
+
+/// The median seconds of `timed_epochs` epochs of plain SGD after one warm-up epoch.
+fn bench_train_cell(splits: &Splits, arch: &[usize], batch: usize, threads: usize, timed_epochs: usize) -> Result<f64> {
+    let p = pool(threads);
+    let mut model = mlp(arch, Init::KAIMING_RELU, &mut rng(0));
+    let mut sgd = Sgd::new(0.0, 0.0);
+    let mut state = TrainState::default();
+    let mut epochs = Vec::new();
+    for e in 0..=timed_epochs {
+        let config = FitConfig {
+            epochs: e + 1,
+            batch_size: batch,
+            lr: 0.05,
+            schedule: Schedule::Constant,
+            momentum: 0.0,
+            weight_decay: 0.0,
+            seed: 0,
+            task: Task::Classification,
+        };
+        let reports = p.install(|| {
+            fit(
+                &mut model,
+                &mut sgd,
+                &mut state,
+                &splits.train,
+                None,
+                &splits.normalization,
+                &config,
+                &mut (),
+            )
+        })?;
+        epochs.push(reports[0].seconds);
+    }
+    let mut timed = epochs[1..].to_vec();
+    timed.sort_by(f64::total_cmp);
+    Ok(timed[timed.len() / 2])
+}
+
+/// One cell of the PyTorch side, or `None` (said once) when the anchor is absent or fails.
+fn torch_cell(torch: &mut Option<TorchAnchor>, arch: &[usize], batch: usize, threads: usize) -> Option<f64> {
+    let result = torch.as_mut()?.run(arch, batch, threads);
+    match result {
+        Ok(seconds) => Some(seconds),
+        Err(e) => {
+            eprintln!("PyTorch anchor stopped: {e:#}");
+            *torch = None;
+            None
+        }
+    }
+}
+
+/// The same training loop in PyTorch eager: one Python process that loads MNIST once, then
+/// times one cell per request line (`784-50-10 64 2`) and answers with the median seconds.
+struct TorchAnchor {
+    child: std::process::Child,
+    requests: std::process::ChildStdin,
+    answers: std::io::BufReader<std::process::ChildStdout>,
+    /// Reads the process's stderr as it comes (so a chatty process never blocks on a full
+    /// pipe) and returns it at the end.
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+impl TorchAnchor {
+    const SCRIPT: &'static str = r#"
+import gzip, json, sys, time, numpy as np, torch
 def idx(path, off):
     with gzip.open(path, 'rb') as f: return np.frombuffer(f.read(), np.uint8, offset=off)
-x = idx('{dir}/mnist/train-images-idx3-ubyte.gz', 16).reshape(-1, 784).astype(np.float32) / 255
-y = torch.from_numpy(idx('{dir}/mnist/train-labels-idx1-ubyte.gz', 8).astype(np.int64))
+data, epochs = sys.argv[1], int(sys.argv[2])
+x = idx(data + '/mnist/train-images-idx3-ubyte.gz', 16).reshape(-1, 784).astype(np.float32) / 255
+y = torch.from_numpy(idx(data + '/mnist/train-labels-idx1-ubyte.gz', 8).astype(np.int64))
 x = torch.from_numpy((x - x.mean()) / x.std())
-for arch in {models}:
-    for batch in {batches}:
-        for threads in {thread_counts}:
-            torch.set_num_threads(threads)
-            torch.manual_seed(0)
-            layers = []
-            for i in range(len(arch) - 1):
-                if i: layers.append(torch.nn.ReLU())
-                layers.append(torch.nn.Linear(arch[i], arch[i + 1]))
-            model = torch.nn.Sequential(*layers)
-            opt = torch.optim.SGD(model.parameters(), lr=0.05)
-            times = []
-            for e in range({epochs} + 1):
-                t = time.perf_counter()
-                perm = torch.randperm(len(x))
-                for s in range(0, len(x), batch):
-                    i = perm[s:s + batch]
-                    loss = torch.nn.functional.cross_entropy(model(x[i]), y[i])
-                    opt.zero_grad(); loss.backward(); opt.step()
-                times.append(time.perf_counter() - t)
-            times = sorted(times[1:])
-            print(json.dumps({{"impl": "pytorch", "model": "-".join(map(str, arch)), "batch": batch, "threads": threads, "seconds": times[len(times)//2]}}))
-"#,
-        dir = dir.display(),
-        models = serde_json::to_string(&models)?,
-        batches = serde_json::to_string(&batches)?,
-        thread_counts = serde_json::to_string(&thread_counts)?,
-        epochs = timed_epochs
-    );
-    match run_python(&args.python, &script, &[]) {
-        Ok(lines) => rows.extend(lines),
-        Err(e) => eprintln!(
-            "PyTorch anchor skipped (`{} -c 'import torch'` must work; set BACKPROP_PYTHON): {e}",
-            args.python
-        ),
-    }
-    if args.json {
-        for row in &rows {
-            println!("{row}");
+print('ready', flush=True)
+for request in sys.stdin:
+    arch, batch, threads = request.split()
+    arch, batch, threads = [int(v) for v in arch.split('-')], int(batch), int(threads)
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    layers = []
+    for i in range(len(arch) - 1):
+        if i: layers.append(torch.nn.ReLU())
+        layers.append(torch.nn.Linear(arch[i], arch[i + 1]))
+    model = torch.nn.Sequential(*layers)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    times = []
+    for e in range(epochs + 1):
+        t = time.perf_counter()
+        perm = torch.randperm(len(x))
+        for s in range(0, len(x), batch):
+            i = perm[s:s + batch]
+            loss = torch.nn.functional.cross_entropy(model(x[i]), y[i])
+            opt.zero_grad(); loss.backward(); opt.step()
+        times.append(time.perf_counter() - t)
+    times = sorted(times[1:])
+    print(json.dumps({"seconds": times[len(times) // 2]}), flush=True)
+"#;
+
+    fn start(python: &str, data_dir: &std::path::Path, timed_epochs: usize) -> Result<Self> {
+        use std::io::BufRead;
+        use std::process::Stdio;
+        let mut child = Command::new(python)
+            .arg("-c")
+            .arg(Self::SCRIPT)
+            .arg(data_dir)
+            .arg(timed_epochs.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("running {python}"))?;
+        let requests = child.stdin.take().expect("piped");
+        let mut answers = std::io::BufReader::new(child.stdout.take().expect("piped"));
+        let mut stderr = child.stderr.take().expect("piped");
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+            text
+        });
+        let mut line = String::new();
+        answers.read_line(&mut line)?;
+        let mut anchor = TorchAnchor {
+            child,
+            requests,
+            answers,
+            stderr: Some(stderr),
+        };
+        if line.trim() != "ready" {
+            return Err(anchor.failure());
         }
-        return Ok(());
+        Ok(anchor)
     }
-    println!(
-        "{:<16} {:>6} {:>8} {:>14} {:>14} {:>9}",
-        "model", "batch", "threads", "backprop (s)", "pytorch (s)", "speed-up"
-    );
-    for row in rows.iter().filter(|r| r["impl"] == "backprop") {
-        let torch = rows
-            .iter()
-            .find(|r| {
-                r["impl"] == "pytorch"
-                    && r["model"] == row["model"]
-                    && r["batch"] == row["batch"]
-                    && r["threads"] == row["threads"]
-            })
-            .and_then(|r| r["seconds"].as_f64());
-        let ours = row["seconds"].as_f64().unwrap_or(f64::NAN);
-        println!(
-            "{:<16} {:>6} {:>8} {:>14.3} {:>14} {:>9}",
-            row["model"].as_str().unwrap_or(""),
-            row["batch"].as_u64().unwrap_or(0),
-            row["threads"].as_u64().unwrap_or(0),
-            ours,
-            torch.map_or("-".into(), |t| format!("{t:.3}")),
-            torch.map_or("-".into(), |t| format!("{:.1}x", t / ours))
-        );
+
+    fn run(&mut self, arch: &[usize], batch: usize, threads: usize) -> Result<f64> {
+        use std::io::{BufRead, Write};
+        let arch = arch.iter().map(|s| s.to_string()).collect::<Vec<_>>().join("-");
+        let mut line = String::new();
+        let answered = writeln!(self.requests, "{arch} {batch} {threads}")
+            .and_then(|()| self.requests.flush())
+            .and_then(|()| self.answers.read_line(&mut line));
+        if answered.is_err() || line.is_empty() {
+            return Err(self.failure());
+        }
+        let answer: serde_json::Value = serde_json::from_str(&line).context("parsing PyTorch's answer")?;
+        answer["seconds"]
+            .as_f64()
+            .with_context(|| format!("PyTorch answered {line}"))
     }
-    Ok(())
+
+    /// The error of a process that stopped: the last line it wrote to stderr.
+    fn failure(&mut self) -> anyhow::Error {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let stderr = self.stderr.take().and_then(|t| t.join().ok()).unwrap_or_default();
+        anyhow::anyhow!(
+            "{}",
+            stderr.lines().last().unwrap_or("the process ended without a message")
+        )
+    }
+}
+
+impl Drop for TorchAnchor {
+    fn drop(&mut self) {
+        // It waits for the next request: end it, and reap it.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn data(args: &BenchArgs) -> Result<()> {
