@@ -324,6 +324,20 @@ fn ctrl_c_stops_the_run_and_it_resumes_to_the_same_bits() {
         a == b,
         "a run interrupted by Ctrl-C and resumed differs from one never stopped"
     );
+
+    // A folder whose run stopped before its first epoch ended holds only its config.
+    let unfinished = temp("ctrl-c-unfinished");
+    std::fs::create_dir_all(&*unfinished).unwrap();
+    std::fs::copy(stopped.join("config.json"), unfinished.join("config.json")).unwrap();
+    let err = fails(&data, &["train", "--resume", unfinished.to_str().unwrap()]);
+    assert!(err.contains("has no checkpoint to resume from"), "{err}");
+    // An I/O error names the file, and its cause is printed once (the library's message
+    // includes it and also returns it as its source).
+    let state = unfinished.join("training_state.safetensors");
+    std::fs::create_dir(&state).unwrap();
+    let err = fails(&data, &["train", "--resume", unfinished.to_str().unwrap()]);
+    assert!(err.contains(&format!("{}: ", state.display())), "{err}");
+    assert_eq!(err.matches("Is a directory").count(), 1, "{err}");
 }
 
 #[test]

@@ -67,8 +67,15 @@ fn main() {
             std::process::exit(train_cmd::INTERRUPTED_EXIT_CODE);
         }
         eprintln!("error: {err}");
+        // A library error that shows its cause in its own message (`path: No such file or
+        // directory`) also returns it as its source: print each text once.
+        let mut shown = err.to_string();
         for cause in err.chain().skip(1) {
-            eprintln!("  caused by: {cause}");
+            let text = cause.to_string();
+            if !shown.ends_with(&text) {
+                eprintln!("  caused by: {text}");
+            }
+            shown = text;
         }
         std::process::exit(1);
     }

@@ -386,6 +386,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
     config.normalization = splits.normalization.into();
 
     let (mut model, mut sgd, mut state) = if resuming {
+        ensure!(
+            dir.join(checkpoint::STATE_FILE).exists(),
+            "{} has no checkpoint to resume from (its run stopped before the first epoch ended?); \
+             start the run again with --out",
+            dir.display()
+        );
         let checkpoint::Saved { model, velocity, state } =
             checkpoint::load(&dir).with_context(|| format!("resuming from {}", dir.display()))?;
         let mut sgd = Sgd::new(config.fit.momentum, config.fit.weight_decay);

@@ -55,6 +55,10 @@ pub enum DataError {
 fn download_message(file: &str, dir: &std::path::Path, attempts: &[(String, String)]) -> String {
     let mut msg = format!("could not download {file}; every mirror failed:");
     for (url, reason) in attempts {
+        // The HTTP client's messages often start with the address already.
+        let reason = reason
+            .strip_prefix(url.as_str())
+            .map_or(reason.as_str(), |rest| rest.trim_start_matches(": "));
         msg.push_str(&format!("\n  {url}: {reason}"));
     }
     msg.push_str(&format!(

@@ -180,6 +180,11 @@ fn when_every_mirror_fails_nothing_is_left_and_each_reason_is_listed() {
     for mirror in &mirrors {
         assert!(msg.contains(mirror.as_str()), "{msg}");
     }
+    // One line per mirror, its address once (the HTTP client's own messages repeat it).
+    for (url, _) in attempts {
+        let line = msg.lines().find(|l| l.contains(url.as_str())).unwrap();
+        assert_eq!(line.matches(url.as_str()).count(), 1, "{msg}");
+    }
     assert!(msg.contains("by hand") && msg.contains(&file.name), "{msg}");
     assert!(leftover_files(&dir).is_empty(), "{:?}", leftover_files(&dir));
     std::fs::remove_dir_all(&dir).unwrap();
