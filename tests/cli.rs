@@ -118,8 +118,9 @@ fn temp(name: &str) -> Temp {
     path
 }
 
-/// A short run: 2 epochs of 784-32-10 on the fastai split.
-fn short_run(data: &Path, out: &Path, extra: &[&str]) -> String {
+/// The arguments of a short run into `out`: 784-32-10 on the fastai split, batch 256, then
+/// `extra` (each caller gives `--epochs`).
+fn short_run_args<'a>(out: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
         "train",
         "--split",
@@ -136,7 +137,12 @@ fn short_run(data: &Path, out: &Path, extra: &[&str]) -> String {
         out.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
-    ok(data, &args)
+    args
+}
+
+/// A short run (see [`short_run_args`]) that must succeed; its stdout.
+fn short_run(data: &Path, out: &Path, extra: &[&str]) -> String {
+    ok(data, &short_run_args(out, extra))
 }
 
 #[test]
@@ -266,23 +272,7 @@ fn ctrl_c_stops_the_run_and_it_resumes_to_the_same_bits() {
 
     let stopped = temp("ctrl-c");
     let mut child = Command::new(xtask())
-        .args([
-            "train",
-            "--split",
-            "fastai",
-            "--arch",
-            "784-32-10",
-            "--batch-size",
-            "256",
-            "--lr",
-            "0.1",
-            "--seed",
-            "3",
-            "--epochs",
-            "3",
-            "--out",
-            stopped.to_str().unwrap(),
-        ])
+        .args(short_run_args(&stopped, &["--epochs", "3"]))
         .env("BACKPROP_DATA", &data)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

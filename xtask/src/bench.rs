@@ -69,29 +69,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
 /// Median seconds per call of `f`: calibrated so that one sample lasts ≥ `min_sample` seconds,
 /// then `samples` samples.
 fn median_seconds(mut f: impl FnMut(), samples: usize, min_sample: f64) -> f64 {
-    f();
-    let mut iterations = 1usize;
-    loop {
-        let t = Instant::now();
-        for _ in 0..iterations {
-            f();
-        }
-        if t.elapsed().as_secs_f64() >= min_sample || iterations >= 1 << 20 {
-            break;
-        }
-        iterations *= 2;
-    }
-    let mut times: Vec<f64> = (0..samples)
-        .map(|_| {
-            let t = Instant::now();
-            for _ in 0..iterations {
-                f();
-            }
-            t.elapsed().as_secs_f64() / iterations as f64
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
+    let iterations = calibrate(&mut f, min_sample);
+    median((0..samples).map(|_| seconds_per_call(&mut f, iterations)).collect())
 }
 
 /// The median seconds per call of two functions measured in alternation: each sample times
@@ -104,43 +83,42 @@ fn interleaved_median_seconds(
     samples: usize,
     min_sample: f64,
 ) -> (f64, f64) {
-    let calibrate = |f: &mut dyn FnMut()| {
-        f();
-        let mut iterations = 1usize;
-        loop {
-            let t = Instant::now();
-            for _ in 0..iterations {
-                f();
-            }
-            if t.elapsed().as_secs_f64() >= min_sample || iterations >= 1 << 20 {
-                return iterations;
-            }
-            iterations *= 2;
-        }
-    };
-    let time = |f: &mut dyn FnMut(), iterations: usize| {
-        let t = Instant::now();
-        for _ in 0..iterations {
-            f();
-        }
-        t.elapsed().as_secs_f64() / iterations as f64
-    };
-    let (first_iterations, second_iterations) = (calibrate(&mut first), calibrate(&mut second));
+    let (first_iterations, second_iterations) = (calibrate(&mut first, min_sample), calibrate(&mut second, min_sample));
     let (mut first_times, mut second_times) = (Vec::new(), Vec::new());
     for sample in 0..samples {
         if sample % 2 == 0 {
-            first_times.push(time(&mut first, first_iterations));
-            second_times.push(time(&mut second, second_iterations));
+            first_times.push(seconds_per_call(&mut first, first_iterations));
+            second_times.push(seconds_per_call(&mut second, second_iterations));
         } else {
-            second_times.push(time(&mut second, second_iterations));
-            first_times.push(time(&mut first, first_iterations));
+            second_times.push(seconds_per_call(&mut second, second_iterations));
+            first_times.push(seconds_per_call(&mut first, first_iterations));
         }
     }
-    let median = |mut times: Vec<f64>| {
-        times.sort_by(f64::total_cmp);
-        times[times.len() / 2]
-    };
     (median(first_times), median(second_times))
+}
+
+/// Calls per sample: after a warm-up call, doubled until a sample lasts ≥ `min_sample` seconds.
+fn calibrate(f: &mut dyn FnMut(), min_sample: f64) -> usize {
+    f();
+    let mut iterations = 1usize;
+    while iterations < 1 << 20 && seconds_per_call(f, iterations) * (iterations as f64) < min_sample {
+        iterations *= 2;
+    }
+    iterations
+}
+
+/// `iterations` calls of `f`, timed together: seconds per call.
+fn seconds_per_call(f: &mut dyn FnMut(), iterations: usize) -> f64 {
+    let t = Instant::now();
+    for _ in 0..iterations {
+        f();
+    }
+    t.elapsed().as_secs_f64() / iterations as f64
+}
+
+fn median(mut times: Vec<f64>) -> f64 {
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
 }
 
 fn pool(threads: usize) -> rayon::ThreadPool {

@@ -105,24 +105,33 @@ fn synthetic(rows: usize) -> Subset {
     }
 }
 
-#[test]
-fn fit_gives_the_same_bits_on_one_and_two_threads() {
-    let train = synthetic(640);
-    let norm = Normalization {
+/// An affine map for [`synthetic`] pixels.
+fn synthetic_normalization() -> Normalization {
+    Normalization {
         scale: 255.0,
         mean: 0.5,
         std: 0.29,
-    };
-    let config = FitConfig {
-        epochs: 2,
+    }
+}
+
+/// Batch 64, SGD with momentum and weight decay on a one-cycle schedule.
+fn config(epochs: usize, seed: u64) -> FitConfig {
+    FitConfig {
+        epochs,
         batch_size: 64,
         lr: 0.05,
         schedule: Schedule::OneCycle,
         momentum: 0.9,
         weight_decay: 1e-4,
-        seed: 3,
+        seed,
         task: Task::Classification,
-    };
+    }
+}
+
+#[test]
+fn fit_gives_the_same_bits_on_one_and_two_threads() {
+    let train = synthetic(640);
+    let (norm, config) = (synthetic_normalization(), config(2, 3));
     let run = |threads: usize| {
         // 784-300-10 at batch 64: the first layer's products (15M multiply-adds) and its
         // update (235k weights) are both split across threads when there are two.
@@ -188,21 +197,7 @@ impl Callbacks for StopAt {
 #[test]
 fn a_run_stopped_mid_epoch_resumes_from_its_last_epoch_to_the_same_bits() {
     let train = synthetic(640); // 10 batches of 64
-    let norm = Normalization {
-        scale: 255.0,
-        mean: 0.5,
-        std: 0.29,
-    };
-    let config = FitConfig {
-        epochs: 3,
-        batch_size: 64,
-        lr: 0.05,
-        schedule: Schedule::OneCycle,
-        momentum: 0.9,
-        weight_decay: 1e-4,
-        seed: 5,
-        task: Task::Classification,
-    };
+    let (norm, config) = (synthetic_normalization(), config(3, 5));
     let arch = [784, 32, 10];
     let new_model = || mlp(&arch, Init::KAIMING_RELU, &mut rng(2));
 
