@@ -476,7 +476,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
         bar.abandon();
     }
     let this_run = result.with_context(|| format!("training {} (checkpoints in {})", config.dataset, dir.display()))?;
-    if STOP_REQUESTED.load(Ordering::SeqCst) {
+    // (A Ctrl-C after the last batch, while the last checkpoint was written, lets the run end.)
+    if STOP_REQUESTED.load(Ordering::SeqCst) && state.epochs_done < config.fit.epochs {
         return Err(interrupted(&reporter, &state, &dir, valid_name).into());
     }
     let train_seconds = train_started.elapsed().as_secs_f64();
