@@ -365,6 +365,8 @@ fn bad_flags_are_explained() {
     assert!(err.contains("odd"), "{err}");
     let err = fails(&data, &["train", "--dataset", "cifar"]);
     assert!(err.contains("cifar"), "{err}");
+    let err = fails(&data, &["train", "--epochs", "0"]);
+    assert!(err.contains("--epochs must be at least 1"), "{err}");
 }
 
 #[test]

@@ -199,6 +199,7 @@ fn configure(args: &TrainArgs) -> Result<(RunConfig, PathBuf, bool)> {
         seed: args.seed.unwrap_or(0),
         task,
     };
+    ensure!(fit.epochs > 0, "--epochs must be at least 1");
     ensure!(fit.batch_size > 0, "--batch-size must be at least 1");
     ensure!(fit.lr.is_finite() && fit.lr > 0.0, "--lr must be a positive number");
     ensure!((0.0..1.0).contains(&fit.momentum), "--momentum must be in [0, 1)");
