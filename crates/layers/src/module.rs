@@ -96,6 +96,21 @@ pub trait Module<T: Float = f32>: Send {
     /// The default is [`zero_grad`](Module::zero_grad), right for any module; [`Linear`]
     /// overwrites instead.
     ///
+    /// ```
+    /// use backprop_layers::{Linear, Module};
+    /// use ndarray::{array, Array2};
+    ///
+    /// let mut lin = Linear::from_parameters(array![[1.0f32, 2.0]], array![0.0])?;
+    /// let x = array![[1.0f32, 1.0]];
+    /// lin.forward(x.view())?;
+    /// lin.backward(Array2::ones((1, 1)).view(), false)?; // ∂W = [[1, 1]]
+    /// lin.discard_grad(); // the step is done with these gradients
+    /// lin.forward(x.view())?;
+    /// lin.backward(Array2::from_elem((1, 1), 3.0).view(), false)?;
+    /// assert_eq!(lin.weight_grad, array![[3.0, 3.0]]); // overwritten, not [[4, 4]]
+    /// # Ok::<(), backprop_layers::LayerError>(())
+    /// ```
+    ///
     /// [`Linear`]: crate::Linear
     fn discard_grad(&mut self) {
         self.zero_grad();
