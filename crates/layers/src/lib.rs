@@ -63,6 +63,6 @@ pub use error::{LayerError, Result};
 pub use float::Float;
 pub use linear::Linear;
 pub use loss::{accuracy, argmax_rows, correct_count, CrossEntropy, Loss, Mse};
-pub use module::{Identity, Module};
+pub use module::{Identity, Module, SgdStep};
 pub use relu::Relu;
 pub use softmax::{log_softmax, logsumexp_rows, softmax, LogSoftmax, Softmax};

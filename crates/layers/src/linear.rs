@@ -6,7 +6,7 @@ use backprop_init::{Generator, Init};
 
 use crate::error::{expect_shape, LayerError, Result};
 use crate::float::Float;
-use crate::module::{keep, Module, ParamVisitor, ParamVisitorMut};
+use crate::module::{keep, Module, ParamVisitor, ParamVisitorMut, SgdStep};
 
 /// A fully connected layer.
 ///
@@ -20,7 +20,18 @@ use crate::module::{keep, Module, ParamVisitor, ParamVisitorMut};
 /// `Wᵀ` and `gᵀ` are transposed *views* passed to the matrix product: nothing is copied.
 /// Gradients accumulate (`+=`, PyTorch's rule) until [`zero_grad`](Module::zero_grad); after
 /// [`discard_grad`](Module::discard_grad) the next backward writes `∂W = gᵀ·x` and
-/// `∂b = Σ_rows g` instead (the same bits as zeroing first).
+/// `∂b = Σ_rows g` instead (the same bits as zeroing first). After
+/// [`step_in_next_backward`](Module::step_in_next_backward) the next backward updates the
+/// parameters itself, with `∂W` going straight into W:
+///
+/// ```text
+/// W ← (1 − lr·λ)·W − lr·gᵀ·x        (one product: α = −lr, β = 1 − lr·λ)
+/// b ← b − lr·(Σ_rows g + λ·b)
+/// ```
+///
+/// With λ = 0 and a small batch (tested at 64 rows) this gives the bits of backward and then
+/// the optimizer's step; otherwise the last bits may differ, since the product adds the batch
+/// to W a panel of rows at a time.
 #[derive(Clone, Debug)]
 pub struct Linear<T: Float = f32> {
     /// `[out, in]`, PyTorch's layout (`nn.Linear.weight`).
@@ -35,6 +46,8 @@ pub struct Linear<T: Float = f32> {
     input: Option<Array2<T>>,
     /// Set by `discard_grad`: the next backward overwrites the gradients.
     grad_discarded: bool,
+    /// Set by `step_in_next_backward`: the next backward applies it to the parameters.
+    pending_step: Option<SgdStep<T>>,
 }
 
 impl Linear<f32> {
@@ -64,6 +77,7 @@ impl<T: Float> Linear<T> {
             bias,
             input: None,
             grad_discarded: false,
+            pending_step: None,
         })
     }
 
@@ -100,16 +114,48 @@ impl<T: Float> Linear<T> {
             g.shape(),
             [Some(x.nrows()), Some(self.out_features())],
         )?;
+        if let Some(step) = self.pending_step.take() {
+            return Ok(self.backward_and_step(x, g, input_grad, step));
+        }
         // ∂W += gᵀ·x, or ∂W = gᵀ·x after `discard_grad` (β = 0: ∂W is neither read nor
         // zeroed first, which saves two passes over it)
         let accumulate = !std::mem::take(&mut self.grad_discarded);
         let beta = if accumulate { T::one() } else { T::zero() };
         T::gemm(T::one(), g.t(), x, beta, self.weight_grad.view_mut());
-        // ∂b += Σ_rows g (in row order: deterministic), one plain loop per row (an ndarray
-        // `+=` per row cost more than the sum itself at batch 1024)
         if !accumulate {
             self.bias_grad.fill(T::zero());
         }
+        self.add_bias_grad(g);
+        // ∂x = g·W
+        Ok(input_grad.then(|| T::matmul(g, self.weight.view())))
+    }
+
+    /// Backward with the SGD step fused in (see the type's docs): `∂x` first, from the weight
+    /// before the step; then `W ← (1 − lr·λ)·W − lr·gᵀ·x`; then `∂b = Σ_rows g` (kept in
+    /// `bias_grad`) and `b ← b − lr·(∂b + λ·b)`, as the optimizer updates it.
+    fn backward_and_step(
+        &mut self,
+        x: ArrayView2<T>,
+        g: ArrayView2<T>,
+        input_grad: bool,
+        step: SgdStep<T>,
+    ) -> Option<Array2<T>> {
+        let dx = input_grad.then(|| T::matmul(g, self.weight.view()));
+        let keep = T::one() - step.lr * step.weight_decay;
+        T::gemm(-step.lr, g.t(), x, keep, self.weight.view_mut());
+        self.bias_grad.fill(T::zero());
+        self.add_bias_grad(g);
+        for (b, &d) in self.bias.iter_mut().zip(&self.bias_grad) {
+            *b -= step.lr * (d + step.weight_decay * *b);
+        }
+        // The weight gradient was never stored.
+        self.grad_discarded = true;
+        dx
+    }
+
+    /// `∂b += Σ_rows g`, in row order (deterministic), one plain loop per row (an ndarray `+=`
+    /// per row cost more than the sum itself at batch 1024).
+    fn add_bias_grad(&mut self, g: ArrayView2<T>) {
         match (self.bias_grad.as_slice_mut(), g.as_slice()) {
             // Contiguous (as in training): slices, which the compiler vectorizes.
             (Some(bias_grad), Some(g)) if !bias_grad.is_empty() => {
@@ -127,8 +173,6 @@ impl<T: Float> Linear<T> {
                 }
             }
         }
-        // ∂x = g·W
-        Ok(input_grad.then(|| T::matmul(g, self.weight.view())))
     }
 }
 
@@ -197,6 +241,14 @@ impl<T: Float> Module<T> for Linear<T> {
 
     fn discard_grad(&mut self) {
         self.grad_discarded = true;
+    }
+
+    fn can_step_in_backward(&self) -> bool {
+        true
+    }
+
+    fn step_in_next_backward(&mut self, step: SgdStep<T>) {
+        self.pending_step = Some(step);
     }
 
     fn visit_parameters(&self, f: &mut ParamVisitor<T>) {

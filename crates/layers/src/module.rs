@@ -116,12 +116,39 @@ pub trait Module<T: Float = f32>: Send {
         self.zero_grad();
     }
 
+    /// Whether [`step_in_next_backward`](Module::step_in_next_backward) is supported: true for
+    /// a module without parameters (nothing to update), and for [`Linear`].
+    ///
+    /// [`Linear`]: crate::Linear
+    fn can_step_in_backward(&self) -> bool {
+        let mut has_parameters = false;
+        self.visit_parameters(&mut |_, _, _| has_parameters = true);
+        !has_parameters
+    }
+
+    /// Asks the next `backward` to apply `step` to the parameters as soon as their gradients
+    /// are known, instead of storing the gradients for an optimizer to read: plain SGD fused
+    /// into the backward pass (PyTorch shows the same technique with post-accumulate-grad
+    /// hooks). For a weight that saves a pass over memory, and its gradient's. The parameter
+    /// gradients are then stale, as after [`discard_grad`](Module::discard_grad); any
+    /// gradient accumulated before is dropped. Only for modules where
+    /// [`can_step_in_backward`](Module::can_step_in_backward) holds; the default does nothing.
+    fn step_in_next_backward(&mut self, _step: SgdStep<T>) {}
+
     /// Number of scalar parameters.
     fn parameter_count(&self) -> usize {
         let mut count = 0;
         self.visit_parameters(&mut |_, value, _| count += value.len());
         count
     }
+}
+
+/// One step of plain SGD with weight decay, `θ ← θ − lr·(∂θ + weight_decay·θ)`, as a module
+/// applies it inside its backward pass ([`Module::step_in_next_backward`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SgdStep<T> {
+    pub lr: T,
+    pub weight_decay: T,
 }
 
 /// `y = x`. Useful as a placeholder and for checking a loss on its own.

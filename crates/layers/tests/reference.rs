@@ -2,7 +2,7 @@
 //! PyTorch code that gives the same numbers sits in a comment beside each, so a reader can
 //! regenerate them.
 
-use backprop_layers::{accuracy, CrossEntropy, Linear, LogSoftmax, Loss, Module, Mse, Relu, Softmax};
+use backprop_layers::{accuracy, CrossEntropy, Linear, LogSoftmax, Loss, Module, Mse, Relu, SgdStep, Softmax};
 use ndarray::{array, Array2};
 
 fn assert_all_close(got: &Array2<f32>, want: &Array2<f32>, tol: f32) {
@@ -76,6 +76,67 @@ fn after_discard_grad_a_backward_overwrites_with_the_bits_of_zero_grad() {
     assert_eq!(discarded.weight_grad, zeroed.weight_grad);
     assert_eq!(discarded.bias_grad, zeroed.bias_grad);
     assert_eq!(discarded.bias_grad, array![0.25, 0.125, 4.25]);
+}
+
+/// A `rows × cols` matrix of values in [-1, 1) with no simple pattern.
+fn pattern(rows: usize, cols: usize, seed: usize) -> Array2<f32> {
+    Array2::from_shape_fn((rows, cols), |(i, j)| {
+        ((i * 7919 + j * 104_729 + seed * 15_485_863) % 2003) as f32 / 1001.5 - 1.0
+    })
+}
+
+/// Backward and then SGD on the parameters, as `backprop_train::Sgd` updates them
+/// (`θ −= lr·(∂θ + λ·θ)`): the reference for the step fused into backward.
+fn backward_then_step(lin: &mut Linear, x: &Array2<f32>, g: &Array2<f32>, lr: f32, decay: f32) -> Array2<f32> {
+    lin.zero_grad();
+    lin.forward(x.view()).unwrap();
+    let dx = lin.backward(g.view(), true).unwrap().unwrap();
+    for (p, &d) in lin.weight.iter_mut().zip(&lin.weight_grad) {
+        *p -= lr * (d + decay * *p);
+    }
+    for (p, &d) in lin.bias.iter_mut().zip(&lin.bias_grad) {
+        *p -= lr * (d + decay * *p);
+    }
+    dx
+}
+
+#[test]
+fn an_sgd_step_in_backward_matches_backward_then_the_step() {
+    let (x, g) = (pattern(64, 40, 1), pattern(64, 30, 2));
+    let new_layer = || Linear::from_parameters(pattern(30, 40, 3), pattern(1, 30, 4).row(0).to_owned()).unwrap();
+    for decay in [0.0f32, 0.01] {
+        let mut reference = new_layer();
+        let want_dx = backward_then_step(&mut reference, &x, &g, 0.1, decay);
+        let mut fused = new_layer();
+        assert!(fused.can_step_in_backward());
+        fused.step_in_next_backward(SgdStep {
+            lr: 0.1,
+            weight_decay: decay,
+        });
+        fused.forward(x.view()).unwrap();
+        let dx = fused.backward(g.view(), true).unwrap().unwrap();
+        // ∂x from the weight before the step; the bias as the optimizer updates it.
+        assert_eq!(dx, want_dx);
+        assert_eq!(fused.bias, reference.bias);
+        if decay == 0.0 {
+            // A batch of 64 is summed in one panel: W − lr·(gᵀ·x) rounds as ∂W, then the step.
+            assert_eq!(fused.weight, reference.weight);
+        } else {
+            // (1 − lr·λ)·W − lr·(gᵀ·x) rounds differently from W − lr·(∂W + λ·W).
+            for (a, b) in fused.weight.iter().zip(&reference.weight) {
+                assert!((a - b).abs() <= 1e-6 * b.abs().max(1.0), "{a} vs {b}");
+            }
+            assert_ne!(fused.weight, new_layer().weight);
+        }
+        // The step is used once: the next backward stores gradients again, from scratch.
+        fused.forward(x.view()).unwrap();
+        fused.backward(g.view(), false).unwrap();
+        let mut plain = Linear::from_parameters(fused.weight.clone(), fused.bias.clone()).unwrap();
+        plain.forward(x.view()).unwrap();
+        plain.backward(g.view(), false).unwrap();
+        assert_eq!(fused.weight_grad, plain.weight_grad);
+        assert_eq!(fused.bias_grad, plain.bias_grad);
+    }
 }
 
 #[test]

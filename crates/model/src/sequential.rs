@@ -4,7 +4,7 @@ use ndarray::{Array2, ArrayView2};
 
 use backprop_init::{Generator, Init};
 use backprop_layers::module::{ParamVisitor, ParamVisitorMut};
-use backprop_layers::{Float, LayerError, Linear, Module, Relu};
+use backprop_layers::{Float, LayerError, Linear, Module, Relu, SgdStep};
 
 /// An ordered list of modules.
 ///
@@ -193,6 +193,16 @@ impl<T: Float> Module<T> for Sequential<T> {
     fn discard_grad(&mut self) {
         for m in &mut self.modules {
             m.discard_grad();
+        }
+    }
+
+    fn can_step_in_backward(&self) -> bool {
+        self.modules.iter().all(|m| m.can_step_in_backward())
+    }
+
+    fn step_in_next_backward(&mut self, step: SgdStep<T>) {
+        for m in &mut self.modules {
+            m.step_in_next_backward(step);
         }
     }
 }

@@ -7,6 +7,7 @@
 //!         ŷ = model(x);  L = loss(ŷ, y)                   (stop if L is not finite)
 //!         backward(∂L/∂ŷ)  (the first layer's input gradient skipped)
 //!         sgd.step(η);  discard_grad (the next backward overwrites);  step += 1
+//!             (plain SGD: the layers apply the step inside backward instead)
 //!         callbacks.on_batch (progress; may stop the run)
 //!     evaluate on valid;  callbacks.on_epoch (checkpoint, log)
 //! ```
@@ -18,7 +19,7 @@
 use std::time::Instant;
 
 use backprop_data::{DataLoader, Normalization, Order, Subset};
-use backprop_layers::Module;
+use backprop_layers::{Module, SgdStep};
 use backprop_matmul::gemm::PARALLEL_THRESHOLD;
 use backprop_matmul::with_workers_awake;
 use backprop_model::Sequential;
@@ -162,6 +163,11 @@ pub fn fit(
     // an Intel Xeon: 0.459-0.469 -> 0.439-0.452 s an epoch on one thread, 0.260-0.276 ->
     // 0.245-0.260 s on two).
     model.discard_grad();
+    // Plain SGD (no momentum buffer to keep) is applied by the layers inside the backward pass,
+    // as each gradient is computed (`Module::step_in_next_backward`): no pass over the weight
+    // gradients at all (784-256-10 at batch 64 on an Intel Xeon: 0.409-0.425 -> 0.361-0.367 s
+    // an epoch on one thread, 0.241-0.245 -> 0.225-0.234 s on two).
+    let fused_step = sgd.momentum == 0.0 && model.can_step_in_backward();
     for epoch in state.epochs_done..config.epochs {
         let started = Instant::now();
         let step_at_start = state.step;
@@ -185,9 +191,17 @@ pub fn fit(
                         lr,
                     }));
                 }
+                if fused_step {
+                    model.step_in_next_backward(SgdStep {
+                        lr,
+                        weight_decay: sgd.weight_decay,
+                    });
+                }
                 model.backward_lent_input(batch.x, objective.grad()?.view(), false)?;
-                sgd.step(model, lr);
-                model.discard_grad();
+                if !fused_step {
+                    sgd.step(model, lr);
+                    model.discard_grad();
+                }
                 state.step += 1;
                 train_loss.add(loss as f64, batch.y.len());
                 let flow = callbacks.on_batch(&BatchInfo {

@@ -130,8 +130,19 @@ fn config(epochs: usize, seed: u64) -> FitConfig {
 
 #[test]
 fn fit_gives_the_same_bits_on_one_and_two_threads() {
+    // With momentum (the optimizer's step after backward) and without (the step fused into
+    // backward, `Module::step_in_next_backward`).
+    for momentum in [0.9, 0.0] {
+        fit_on_one_and_two_threads(FitConfig {
+            momentum,
+            ..config(2, 3)
+        });
+    }
+}
+
+fn fit_on_one_and_two_threads(config: FitConfig) {
     let train = synthetic(640);
-    let (norm, config) = (synthetic_normalization(), config(2, 3));
+    let norm = synthetic_normalization();
     let run = |threads: usize| {
         // 784-300-10 at batch 64: the first layer's products (15M multiply-adds) and its
         // update (235k weights) are both split across threads when there are two.
@@ -154,7 +165,7 @@ fn fit_gives_the_same_bits_on_one_and_two_threads() {
         assert!(reports.iter().all(|r| r.train_loss.is_finite()));
         bits(&model, &sgd)
     };
-    assert_eq!(run(1), run(2));
+    assert_eq!(run(1), run(2), "momentum {}", config.momentum);
 }
 
 /// The parameter values of `model`, in visiting order.
@@ -196,8 +207,18 @@ impl Callbacks for StopAt {
 
 #[test]
 fn a_run_stopped_mid_epoch_resumes_from_its_last_epoch_to_the_same_bits() {
+    // With momentum, and without (the SGD step fused into backward).
+    for momentum in [0.9, 0.0] {
+        stop_and_resume(FitConfig {
+            momentum,
+            ..config(3, 5)
+        });
+    }
+}
+
+fn stop_and_resume(config: FitConfig) {
     let train = synthetic(640); // 10 batches of 64
-    let (norm, config) = (synthetic_normalization(), config(3, 5));
+    let norm = synthetic_normalization();
     let arch = [784, 32, 10];
     let new_model = || mlp(&arch, Init::KAIMING_RELU, &mut rng(2));
 
