@@ -108,13 +108,15 @@ impl<T: Float> Linear<T> {
     /// Backward, given the input `x` of the forward pass: `∂W += gᵀ·x`, `∂b += Σ_rows g`, and
     /// `∂x = g·W` when `input_grad`.
     fn backward_from(&mut self, x: ArrayView2<T>, g: ArrayView2<T>, input_grad: bool) -> Result<Option<Array2<T>>> {
+        // A step asked for applies to this backward only, even one that fails.
+        let step = self.pending_step.take();
         expect_shape(
             &|| self.name(),
             "output gradient",
             g.shape(),
             [Some(x.nrows()), Some(self.out_features())],
         )?;
-        if let Some(step) = self.pending_step.take() {
+        if let Some(step) = step {
             return Ok(self.backward_and_step(x, g, input_grad, step));
         }
         // ∂W += gᵀ·x, or ∂W = gᵀ·x after `discard_grad` (β = 0: ∂W is neither read nor

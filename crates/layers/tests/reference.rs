@@ -140,6 +140,24 @@ fn an_sgd_step_in_backward_matches_backward_then_the_step() {
 }
 
 #[test]
+fn a_backward_that_fails_drops_the_step_asked_for() {
+    let (x, g) = (pattern(8, 4, 5), pattern(8, 3, 6));
+    let mut lin = Linear::from_parameters(pattern(3, 4, 7), pattern(1, 3, 8).row(0).to_owned()).unwrap();
+    let weight = lin.weight.clone();
+    lin.step_in_next_backward(SgdStep {
+        lr: 0.5,
+        weight_decay: 0.0,
+    });
+    lin.forward(x.view()).unwrap();
+    assert!(lin.backward(pattern(8, 2, 9).view(), false).is_err());
+    lin.zero_grad();
+    lin.forward(x.view()).unwrap();
+    lin.backward(g.view(), false).unwrap();
+    assert_eq!(lin.weight, weight, "no step after the failed backward");
+    assert!(lin.weight_grad.iter().any(|&v| v != 0.0), "gradients stored as usual");
+}
+
+#[test]
 fn relu_by_hand() {
     // x = torch.tensor([[-1., 0., 2.]], requires_grad=True); y = torch.relu(x)   # [[0, 0, 2]]
     // y.backward(torch.tensor([[5., 5., 5.]]))                                     # x.grad = [[0, 0, 5]]
