@@ -122,24 +122,21 @@ pub(crate) fn gemm_views(
         Kernel::Portable
     };
     let c_mut: MatMut = strided(c.as_mut_ptr(), &[m, n], c.strides());
-    dispatch_views(kernel, allow_direct, threads, alpha, a, b, beta, c_mut);
+    gemm_dispatch(
+        kernel,
+        allow_direct,
+        alpha,
+        mat_ref(&a),
+        mat_ref(&b),
+        beta,
+        c_mut,
+        threads,
+    );
 }
 
-/// The product on views of A and B into the C that `c` describes (shapes already checked).
-#[allow(clippy::too_many_arguments)]
-fn dispatch_views(
-    kernel: Kernel,
-    allow_direct: bool,
-    threads: usize,
-    alpha: f32,
-    a: ArrayView2<f32>,
-    b: ArrayView2<f32>,
-    beta: f32,
-    c: MatMut,
-) {
-    let a_ref: MatRef = strided(a.as_ptr(), a.shape(), a.strides());
-    let b_ref: MatRef = strided(b.as_ptr(), b.shape(), b.strides());
-    gemm_dispatch(kernel, allow_direct, alpha, a_ref, b_ref, beta, c, threads);
+/// The strided description of a read-only view.
+fn mat_ref(view: &ArrayView2<f32>) -> MatRef {
+    strided(view.as_ptr(), view.shape(), view.strides())
 }
 
 /// `A·B` into a new array, over rayon's current thread pool.
@@ -154,7 +151,8 @@ pub fn matmul(a: ArrayView2<f32>, b: ArrayView2<f32>) -> Array2<f32> {
     let (m, _, n) = check_shapes(&a, &b);
     let mut c = Array2::<f32>::uninit((m, n));
     let c_mut: MatMut = strided(c.as_mut_ptr().cast::<f32>(), &[m, n], c.strides());
-    dispatch_views(detect(), true, rayon::current_num_threads(), 1.0, a, b, 0.0, c_mut);
+    let threads = rayon::current_num_threads();
+    gemm_dispatch(detect(), true, 1.0, mat_ref(&a), mat_ref(&b), 0.0, c_mut, threads);
     // SAFETY: with β = 0 every path (packed loop nest, unpacked paths, `scale` for k = 0)
     // stores each element of C and loads none of them.
     unsafe { c.assume_init() }
