@@ -10,6 +10,7 @@ use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::{DataError, Result};
+use crate::shared::SharedConversion;
 use crate::split::{Normalization, Subset};
 
 /// In which order examples are visited.
@@ -48,7 +49,8 @@ fn uniform_below(rng: &mut impl RngCore, bound: u32) -> u32 {
 /// a rayon pool of more than one thread). Measured in `cargo xtask bench train` on two threads
 /// (Intel Xeon, interleaved runs): from 1 << 17 (so batch 64 went whole on one thread) to
 /// this, 784-256-10 at batch 64 0.298-0.307 -> 0.286-0.298 s an epoch, 784-256-256-10
-/// 0.462-0.472 -> 0.430-0.442; 784-50-10 (which converts ahead instead) unchanged.
+/// 0.462-0.472 -> 0.430-0.442. (Used for an epoch's first batch and by `next_batch`; the fit loop
+/// converts the others in pieces between its products, see [`SharedConversion`].)
 const PARALLEL_VALUES: usize = 1 << 15;
 
 /// How many images ahead the batch loop prefetches.
@@ -93,6 +95,21 @@ unsafe fn normalize_pixels_avx512(out: &mut [f32], pixels: &[u8], scale: f32, sh
     normalize_pixels_portable(out, pixels, scale, shift)
 }
 
+/// Converts the first `rows` examples of `indices` into `x` (`rows` rows of the subset's
+/// features): `x = pixel · scale + shift`. Prefetches the images of the rows that follow, up
+/// to [`PREFETCH_DISTANCE`] ahead, past `rows` when `indices` goes on.
+pub(crate) fn convert_rows(subset: &Subset, x: &mut [f32], indices: &[u32], rows: usize, scale: f32, shift: f32) {
+    let features = subset.features();
+    for (n, (row, &i)) in x.chunks_exact_mut(features).zip(&indices[..rows]).enumerate() {
+        // Shuffled images are scattered over the whole split: ask for one a few rows ahead
+        // while this one is converted, so the loop does not wait on memory.
+        if let Some(&ahead) = indices.get(n + PREFETCH_DISTANCE) {
+            prefetch(subset.image(ahead as usize));
+        }
+        normalize_pixels(row, subset.image(i as usize), scale, shift);
+    }
+}
+
 /// The positions in the epoch's order of batch `index`, if the epoch has it.
 fn batch_range(index: usize, batch_size: usize, samples: usize) -> Option<std::ops::Range<usize>> {
     let start = index * batch_size;
@@ -121,11 +138,10 @@ pub struct DataLoader<'a> {
     batch_size: usize,
     order: Order,
     drop_last: bool,
-    convert_ahead: bool,
     indices: Vec<u32>,
     /// The batch handed out.
     current: BatchBuffers,
-    /// The batch after it, converted ahead by [`Epoch::try_for_each_batch`].
+    /// The batch after it, converted during the step by [`Epoch::try_for_each_batch`].
     ahead: BatchBuffers,
 }
 
@@ -152,27 +168,24 @@ impl BatchBuffers {
         }
     }
 
-    /// Converts the examples `indices` of `subset`: `x = pixel · scale + shift`, and the labels.
-    fn fill(&mut self, subset: &Subset, indices: &[u32], scale: f32, shift: f32) {
-        let features = subset.features();
-        let len = indices.len() * features;
+    /// Sizes the buffers for `indices` of `subset`, sets the labels, and returns the pixels'
+    /// place, `[indices.len(), features]` row-major, still to be converted.
+    fn prepare(&mut self, subset: &Subset, indices: &[u32]) -> &mut [f32] {
+        let len = indices.len() * subset.features();
         if self.x.len() < len + LINE_FLOATS {
             self.x.resize(len + LINE_FLOATS, 0.0);
         }
         // `align_offset` may in principle decline (usize::MAX): then unaligned, only slower.
         self.x_start = self.x.as_ptr().align_offset(64).min(LINE_FLOATS);
-        let x = &mut self.x[self.x_start..self.x_start + len];
         self.y.clear();
-        let convert = |x: &mut [f32], indices: &[u32]| {
-            for (n, (row, &i)) in x.chunks_exact_mut(features).zip(indices).enumerate() {
-                // Shuffled images are scattered over the whole split: ask for one a few rows
-                // ahead while this one is converted, so the loop does not wait on memory.
-                if let Some(&ahead) = indices.get(n + PREFETCH_DISTANCE) {
-                    prefetch(subset.image(ahead as usize));
-                }
-                normalize_pixels(row, subset.image(i as usize), scale, shift);
-            }
-        };
+        self.y.extend(indices.iter().map(|&i| subset.labels[i as usize]));
+        &mut self.x[self.x_start..self.x_start + len]
+    }
+
+    /// Converts the examples `indices` of `subset`: `x = pixel · scale + shift`, and the labels.
+    fn fill(&mut self, subset: &Subset, indices: &[u32], scale: f32, shift: f32) {
+        let features = subset.features();
+        let x = self.prepare(subset, indices);
         // Called from inside a pool of several threads (as the fit loop is), large batches are
         // converted in parallel pieces (each value depends on its pixel only, so the split
         // changes nothing). From outside a pool, reaching the workers costs more than it saves.
@@ -183,11 +196,10 @@ impl BatchBuffers {
             let per_task = rows.div_ceil(rayon::current_num_threads());
             x.par_chunks_mut(per_task * features)
                 .zip(indices.par_chunks(per_task))
-                .for_each(|(x, indices)| convert(x, indices));
+                .for_each(|(x, indices)| convert_rows(subset, x, indices, indices.len(), scale, shift));
         } else {
-            convert(x, indices);
+            convert_rows(subset, x, indices, rows, scale, shift);
         }
-        self.y.extend(indices.iter().map(|&i| subset.labels[i as usize]));
     }
 
     fn batch(&self, features: usize, index: usize) -> Batch<'_> {
@@ -211,7 +223,6 @@ impl<'a> DataLoader<'a> {
             batch_size,
             order,
             drop_last: false,
-            convert_ahead: false,
             indices: (0..subset.len() as u32).collect(),
             current: BatchBuffers::with_capacity(batch_size, subset.features()),
             ahead: BatchBuffers::default(),
@@ -221,15 +232,6 @@ impl<'a> DataLoader<'a> {
     /// Whether a last, incomplete batch is skipped.
     pub fn drop_last(mut self, drop_last: bool) -> Self {
         self.drop_last = drop_last;
-        self
-    }
-
-    /// Whether [`Epoch::try_for_each_batch`] converts the next batch on another worker while
-    /// the current one is used. Worth it when the work on each batch runs on one thread (it
-    /// then hides the conversion); when that work is itself split over the workers, a worker
-    /// busy converting holds up its share instead.
-    pub fn convert_ahead(mut self, convert_ahead: bool) -> Self {
-        self.convert_ahead = convert_ahead;
         self
     }
 
@@ -281,17 +283,15 @@ impl Epoch<'_, '_> {
         Some(loader.current.batch(loader.subset.features(), index))
     }
 
-    /// Runs `step` on each remaining batch of the epoch, in order, stopping at the first error.
-    ///
-    /// With [`DataLoader::convert_ahead`], inside a rayon pool of more than one thread (as the
-    /// fit loop runs), batch k + 1 is converted on another worker while `step` runs on batch k
-    /// on this thread. The batches are exactly those of [`Epoch::next_batch`] (a conversion
-    /// depends on its pixels alone); only the time changes. Elsewhere it is the plain loop over
-    /// `next_batch`. `step` runs on this thread and need not be `Send`.
+    /// Runs `step` on each remaining batch of the epoch, in order, stopping at the first error,
+    /// while the next batch is converted in pieces through `shared`: threads with nothing else
+    /// to do take them ([`SharedConversion::convert_piece`]), and what is left when `step`
+    /// returns is converted on this thread. The batches are exactly those of
+    /// [`Epoch::next_batch`]; only who converts them changes. With nobody else calling
+    /// `convert_piece` it is the plain loop, converting each batch after the step before.
     ///
     /// ```
-    /// use backprop_data::{DataLoader, Normalization, Order, Subset};
-    /// // 100 images of 2 × 2 pixels.
+    /// use backprop_data::{DataLoader, Normalization, Order, SharedConversion, Subset};
     /// let train = Subset {
     ///     name: "train",
     ///     rows: 2,
@@ -299,33 +299,31 @@ impl Epoch<'_, '_> {
     ///     pixels: (0..400).map(|i| (i % 256) as u8).collect(),
     ///     labels: (0..100).map(|i| (i % 10) as u8).collect(),
     /// };
-    /// let normalization = Normalization::none(255.0);
-    /// let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
-    /// let sizes = pool.install(|| {
-    ///     let mut loader = DataLoader::new(&train, &normalization, 32, Order::Shuffled { seed: 0 })
-    ///         .unwrap()
-    ///         .convert_ahead(true);
-    ///     let mut sizes = Vec::new();
+    /// let mut loader = DataLoader::new(&train, &Normalization::none(255.0), 32, Order::Shuffled { seed: 0 }).unwrap();
+    /// let shared = SharedConversion::new();
+    /// let mut sizes = Vec::new();
+    /// let done = std::sync::atomic::AtomicBool::new(false);
+    /// std::thread::scope(|s| {
+    ///     // A helper converting pieces whenever it can, until the epoch is over.
+    ///     s.spawn(|| while !done.load(std::sync::atomic::Ordering::Acquire) {
+    ///         shared.convert_piece();
+    ///     });
     ///     loader
     ///         .epoch(0)
-    ///         .try_for_each_batch(|batch| {
+    ///         .try_for_each_batch(&shared, |batch| {
     ///             sizes.push(batch.x.nrows());
     ///             Ok::<(), std::convert::Infallible>(())
     ///         })
     ///         .unwrap();
-    ///     sizes
+    ///     done.store(true, std::sync::atomic::Ordering::Release);
     /// });
     /// assert_eq!(sizes, [32, 32, 32, 4]);
     /// ```
-    pub fn try_for_each_batch<E>(mut self, mut step: impl FnMut(Batch<'_>) -> Result<(), E>) -> Result<(), E> {
-        let pipelined =
-            self.loader.convert_ahead && rayon::current_thread_index().is_some() && rayon::current_num_threads() > 1;
-        if !pipelined {
-            while let Some(batch) = self.next_batch() {
-                step(batch)?;
-            }
-            return Ok(());
-        }
+    pub fn try_for_each_batch<E>(
+        self,
+        shared: &SharedConversion,
+        mut step: impl FnMut(Batch<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
         let samples = self.loader.samples_per_epoch();
         let DataLoader {
             subset,
@@ -343,22 +341,33 @@ impl Epoch<'_, '_> {
         };
         let features = subset.features();
         current.fill(subset, first, scale, shift);
+        // Whatever happens in `step` (an error, a panic), no worker may still be writing into
+        // `ahead` once this function is left.
+        struct FinishOnExit<'s>(&'s SharedConversion);
+        impl Drop for FinishOnExit<'_> {
+            fn drop(&mut self) {
+                self.0.finish(false);
+            }
+        }
+        let _finish_on_exit = FinishOnExit(shared);
+        let mut index = self.next;
         loop {
-            let index = self.next;
-            self.next += 1;
             let following = batch_indices(index + 1);
-            let result = rayon::in_place_scope(|scope| {
-                if let Some(following) = following {
-                    let ahead = &mut *ahead;
-                    scope.spawn(move |_| ahead.fill(subset, following, scale, shift));
-                }
-                step(current.batch(features, index))
-            });
+            if let Some(following) = following {
+                let x = ahead.prepare(subset, following);
+                // SAFETY: the previous job was finished (below, or never published); `subset`,
+                // `following` and `ahead` are borrowed until this function returns, and `ahead`
+                // is untouched here until `finish` below.
+                unsafe { shared.publish(subset, following, x, scale, shift) };
+            }
+            let result = step(current.batch(features, index));
+            shared.finish(result.is_ok());
             result?;
             if following.is_none() {
                 return Ok(());
             }
             std::mem::swap(current, ahead);
+            index += 1;
         }
     }
 }
@@ -467,8 +476,32 @@ mod tests {
         }
     }
 
+    /// Runs `f` while `helpers` threads convert pieces of `shared` whenever they can.
+    fn with_helpers<R>(shared: &SharedConversion, helpers: usize, f: impl FnOnce() -> R) -> R {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let done = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            for _ in 0..helpers {
+                s.spawn(|| {
+                    while !done.load(Ordering::Acquire) {
+                        shared.convert_piece();
+                    }
+                });
+            }
+            // Released even if `f` panics (the scope would wait for the helpers forever).
+            struct Release<'a>(&'a AtomicBool);
+            impl Drop for Release<'_> {
+                fn drop(&mut self) {
+                    self.0.store(true, Ordering::Release);
+                }
+            }
+            let _release = Release(&done);
+            f()
+        })
+    }
+
     #[test]
-    fn converting_ahead_gives_the_batches_of_next_batch_and_stops_at_an_error() {
+    fn batches_converted_in_shared_pieces_are_those_of_next_batch_and_an_error_stops_them() {
         let s = mnist_like(300, 13, 253);
         let norm = MNIST_LIKE_NORMALIZATION;
         type Batches = Vec<(Vec<u32>, Vec<u8>, usize)>;
@@ -489,21 +522,24 @@ mod tests {
         while let Some(b) = epoch.next_batch() {
             assert_eq!(b.x.as_ptr() as usize % 64, 0, "batch {}", b.index);
         }
-        for threads in [1, 2, 3] {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            let (all, stopped): (Batches, Batches) = pool.install(|| {
-                let mut loader = DataLoader::new(&s, &norm, 64, Order::Shuffled { seed: 9 })
-                    .unwrap()
-                    .convert_ahead(true);
+        // Nobody else converting (the loop does it all), one or two helpers, and a slow step
+        // (the helper then converts every piece itself).
+        for (helpers, slow) in [(0, false), (1, false), (2, false), (1, true)] {
+            let shared = SharedConversion::new();
+            let mut loader = DataLoader::new(&s, &norm, 64, Order::Shuffled { seed: 9 }).unwrap();
+            let (all, stopped): (Batches, Batches) = with_helpers(&shared, helpers, || {
                 let mut all = Vec::new();
-                let ok: Result<(), ()> = loader.epoch(1).try_for_each_batch(|b| {
+                let ok: Result<(), ()> = loader.epoch(1).try_for_each_batch(&shared, |b| {
+                    if slow {
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                    }
                     all.push(record(&b));
                     Ok(())
                 });
                 assert_eq!(ok, Ok(()));
                 // An error at the third batch stops the loop there and is returned.
                 let mut stopped = Vec::new();
-                let err = loader.epoch(1).try_for_each_batch(|b| {
+                let err = loader.epoch(1).try_for_each_batch(&shared, |b| {
                     stopped.push(record(&b));
                     if b.index == 2 {
                         Err(b.index)
@@ -514,9 +550,38 @@ mod tests {
                 assert_eq!(err, Err(2));
                 (all, stopped)
             });
-            assert_eq!(all, expected, "{threads} threads");
-            assert_eq!(stopped, expected[..3], "{threads} threads");
+            assert_eq!(all, expected, "{helpers} helpers, slow step {slow}");
+            assert_eq!(stopped, expected[..3], "{helpers} helpers, slow step {slow}");
         }
+    }
+
+    #[test]
+    fn a_panicking_step_leaves_no_helper_writing_and_the_next_epoch_is_right() {
+        let s = mnist_like(300, 13, 253);
+        let norm = MNIST_LIKE_NORMALIZATION;
+        let shared = SharedConversion::new();
+        let mut loader = DataLoader::new(&s, &norm, 64, Order::Shuffled { seed: 9 }).unwrap();
+        let mut expected = Vec::new();
+        let mut epoch = loader.epoch(0);
+        while let Some(b) = epoch.next_batch() {
+            expected.push(b.x.to_owned());
+        }
+        with_helpers(&shared, 2, || {
+            let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let _ = loader.epoch(0).try_for_each_batch(&shared, |b| -> Result<(), ()> {
+                    assert!(b.index < 1, "a step that panics");
+                    Ok(())
+                });
+            }));
+            assert!(panicked.is_err());
+            let mut seen = Vec::new();
+            let ok: Result<(), ()> = loader.epoch(0).try_for_each_batch(&shared, |b| {
+                seen.push(b.x.to_owned());
+                Ok(())
+            });
+            assert_eq!(ok, Ok(()));
+            assert_eq!(seen, expected);
+        });
     }
 
     #[test]

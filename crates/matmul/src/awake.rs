@@ -27,6 +27,28 @@ const SPIN_POLLS: u32 = 2000;
 /// assert_eq!(total, 55);
 /// ```
 pub fn with_workers_awake<R>(f: impl FnOnce() -> R) -> R {
+    with_workers_awake_and(&|| false, f)
+}
+
+/// [`with_workers_awake`], where a worker that finds no rayon job calls `idle_work` before
+/// polling again: a small piece of background work (a few µs at most, so that a product's
+/// half is not held up) that returns whether it did anything. The training loop passes the
+/// conversion of the next batch this way (`backprop_data::SharedConversion`), which the other
+/// worker then does in the gaps between its halves of the products.
+///
+/// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// let pieces_left = AtomicUsize::new(100);
+/// let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+/// let idle_work = || pieces_left.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1)).is_ok();
+/// pool.install(|| backprop_matmul::with_workers_awake_and(&idle_work, || {
+///     while pieces_left.load(Ordering::Acquire) > 0 {
+///         idle_work(); // the loop may take pieces too
+///     }
+/// }));
+/// assert_eq!(pieces_left.load(Ordering::Acquire), 0);
+/// ```
+pub fn with_workers_awake_and<R>(idle_work: &(dyn Fn() -> bool + Sync), f: impl FnOnce() -> R) -> R {
     let helpers = rayon::current_num_threads().saturating_sub(1);
     if helpers == 0 || rayon::current_thread_index().is_none() {
         return f();
@@ -40,7 +62,7 @@ pub fn with_workers_awake<R>(f: impl FnOnce() -> R) -> R {
                 started.fetch_add(1, Ordering::AcqRel);
                 let mut idle_polls = 0u32;
                 while !done.load(Ordering::Acquire) {
-                    if rayon::yield_now() == Some(rayon::Yield::Executed) {
+                    if rayon::yield_now() == Some(rayon::Yield::Executed) || idle_work() {
                         idle_polls = 0;
                     } else if idle_polls < SPIN_POLLS {
                         idle_polls += 1;

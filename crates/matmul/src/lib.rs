@@ -45,7 +45,7 @@ pub mod ladder;
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 
-pub use awake::with_workers_awake;
+pub use awake::{with_workers_awake, with_workers_awake_and};
 pub use kernel::{detect, Kernel};
 
 use gemm::{gemm_dispatch, MatMut, MatRef, Strided};

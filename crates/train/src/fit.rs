@@ -18,10 +18,9 @@
 
 use std::time::Instant;
 
-use backprop_data::{DataLoader, Normalization, Order, Subset};
+use backprop_data::{DataLoader, Normalization, Order, SharedConversion, Subset};
 use backprop_layers::{Module, SgdStep};
-use backprop_matmul::gemm::PARALLEL_THRESHOLD;
-use backprop_matmul::with_workers_awake;
+use backprop_matmul::with_workers_awake_and;
 use backprop_model::Sequential;
 
 use crate::error::TrainError;
@@ -135,24 +134,12 @@ pub fn fit(
     config: &FitConfig,
     callbacks: &mut dyn Callbacks,
 ) -> Result<Vec<EpochReport>, TrainError> {
-    // A step whose products all stay on one thread (below `PARALLEL_THRESHOLD` multiply-adds)
-    // leaves the other workers free to convert the next batch meanwhile. (784-50-10 at batch
-    // 64 on 2 threads: 0.096-0.098 s an epoch against 0.102-0.113 s; at 784-256-10, whose
-    // products are split, converting ahead made epochs up to 5% slower, so it is off there.)
-    let largest_product = model
-        .parameter_shapes()
-        .iter()
-        .filter(|(_, shape)| shape.len() == 2)
-        .map(|(_, shape)| config.batch_size * shape[0] * shape[1])
-        .max()
-        .unwrap_or(0);
     let mut loader = DataLoader::new(
         train,
         normalization,
         config.batch_size,
         Order::Shuffled { seed: config.seed },
-    )?
-    .convert_ahead(largest_product < PARALLEL_THRESHOLD);
+    )?;
     let batches = loader.num_batches();
     let total_steps = (config.epochs * batches) as u64;
     let mut objective = Objective::new(config.task);
@@ -175,9 +162,14 @@ pub fn fit(
         let batches_of_epoch = loader.epoch(epoch as u64);
         // The other workers of the pool stay awake for the epoch: each step's products are
         // too short to wait for a sleeping worker (see `backprop_matmul::with_workers_awake`).
-        // Meanwhile one of them converts the next batch (`try_for_each_batch`).
-        let epoch_run = with_workers_awake(|| -> Result<(), StepEnd> {
-            batches_of_epoch.try_for_each_batch(|batch| {
+        // Between their shares of the products they convert the next batch, a few rows at a
+        // time (`SharedConversion`): on two threads of an Intel Xeon, 784-256-256-10 at batch
+        // 64 went from 0.337-0.353 to 0.323-0.340 s an epoch, 784-256-10 from 0.208-0.223 to
+        // 0.197-0.205, against converting each batch in two halves at the start of its step.
+        let shared = SharedConversion::new();
+        let idle_work = || shared.convert_piece();
+        let epoch_run = with_workers_awake_and(&idle_work, || -> Result<(), StepEnd> {
+            let each_step = |batch: backprop_data::Batch<'_>| {
                 let lr = config.schedule.lr_at(config.lr, state.step, total_steps);
                 // The batch stays in the loader until this step ends: lent to the first layer,
                 // not copied (`forward_lent_input`).
@@ -216,7 +208,8 @@ pub fn fit(
                     Flow::Continue => Ok(()),
                     Flow::Stop => Err(StepEnd::Stopped),
                 }
-            })
+            };
+            batches_of_epoch.try_for_each_batch(&shared, each_step)
         });
         match epoch_run {
             Ok(()) => {}
