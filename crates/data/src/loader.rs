@@ -342,22 +342,16 @@ impl Epoch<'_, '_> {
         let features = subset.features();
         current.fill(subset, first, scale, shift);
         // Whatever happens in `step` (an error, a panic), no worker may still be writing into
-        // `ahead` once this function is left.
-        struct FinishOnExit<'s>(&'s SharedConversion);
-        impl Drop for FinishOnExit<'_> {
-            fn drop(&mut self) {
-                self.0.finish(false);
-            }
-        }
-        let _finish_on_exit = FinishOnExit(shared);
+        // `ahead` once this function is left: `serving` finishes the last job when dropped.
+        let _serving = shared.serve();
         let mut index = self.next;
         loop {
             let following = batch_indices(index + 1);
             if let Some(following) = following {
                 let x = ahead.prepare(subset, following);
-                // SAFETY: the previous job was finished (below, or never published); `subset`,
-                // `following` and `ahead` are borrowed until this function returns, and `ahead`
-                // is untouched here until `finish` below.
+                // SAFETY: this loop is served; the previous job was finished (below, or never
+                // published); `subset`, `following` and `ahead` are borrowed until this
+                // function returns, and `ahead` is untouched here until `finish` below.
                 unsafe { shared.publish(subset, following, x, scale, shift) };
             }
             let result = step(current.batch(features, index));
@@ -582,6 +576,27 @@ mod tests {
             assert_eq!(ok, Ok(()));
             assert_eq!(seen, expected);
         });
+    }
+
+    #[test]
+    fn a_shared_conversion_serves_one_loop_at_a_time() {
+        let s = mnist_like(300, 13, 253);
+        let norm = MNIST_LIKE_NORMALIZATION;
+        let shared = SharedConversion::new();
+        let mut outer = DataLoader::new(&s, &norm, 64, Order::Shuffled { seed: 9 }).unwrap();
+        let mut inner = DataLoader::new(&s, &norm, 64, Order::Shuffled { seed: 9 }).unwrap();
+        let mut refused = 0;
+        let ok: Result<(), ()> = outer.epoch(0).try_for_each_batch(&shared, |_| {
+            let second = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                inner.epoch(0).try_for_each_batch(&shared, |_| Ok::<(), ()>(()))
+            }));
+            refused += second.is_err() as usize;
+            Ok(())
+        });
+        assert_eq!(ok, Ok(()));
+        assert_eq!(refused, 5, "every batch of the outer loop");
+        // Free again once the loop is over.
+        assert_eq!(inner.epoch(0).try_for_each_batch(&shared, |_| Ok::<(), ()>(())), Ok(()));
     }
 
     #[test]
