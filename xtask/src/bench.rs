@@ -420,8 +420,10 @@ fn matmul(args: &BenchArgs) -> Result<()> {
             }
         }
     }
-    // numpy, when it is installed: the same shapes in a child process per thread count (BLAS
-    // threads are fixed when the library loads).
+    // numpy and PyTorch, when they are installed: the same shapes (transposed operands as
+    // transposed views, as the layers pass them) in a child process per thread count (BLAS
+    // threads are fixed when the library loads). numpy's wheels multiply with OpenBLAS,
+    // PyTorch's with MKL on x86-64.
     let shape_list: Vec<_> = shapes
         .iter()
         .map(|s| json!([s.m, s.k, s.n, s.a_transposed, s.b_transposed]))
@@ -430,23 +432,36 @@ fn matmul(args: &BenchArgs) -> Result<()> {
         r#"
 import json, os, time, numpy as np
 threads = int(os.environ["OPENBLAS_NUM_THREADS"])
-for m, k, n, at, bt in {shapes}:
-    a = (np.random.rand(k, m).astype(np.float32).T if at else np.random.rand(m, k).astype(np.float32))
-    b = (np.random.rand(n, k).astype(np.float32).T if bt else np.random.rand(k, n).astype(np.float32))
-    a @ b
+try:
+    import torch
+    torch.set_num_threads(threads)
+except ImportError:
+    torch = None
+def gflops(f, m, k, n):
+    f()
     it = 1
     while True:
         t = time.perf_counter()
-        for _ in range(it): a @ b
+        for _ in range(it): f()
         if time.perf_counter() - t > {min_sample}: break
         it *= 2
     ts = []
     for _ in range({samples}):
         t = time.perf_counter()
-        for _ in range(it): a @ b
+        for _ in range(it): f()
         ts.append((time.perf_counter() - t) / it)
     ts.sort()
-    print(json.dumps({{"impl": "numpy", "m": m, "k": k, "n": n, "threads": threads, "gflops": 2*m*n*k/ts[len(ts)//2]/1e9, "layout": ("t" if at else "n") + ("t" if bt else "n")}}))
+    return 2*m*n*k/ts[len(ts)//2]/1e9
+for m, k, n, at, bt in {shapes}:
+    a = (np.random.rand(k, m).astype(np.float32).T if at else np.random.rand(m, k).astype(np.float32))
+    b = (np.random.rand(n, k).astype(np.float32).T if bt else np.random.rand(k, n).astype(np.float32))
+    layout = ("t" if at else "n") + ("t" if bt else "n")
+    row = {{"m": m, "k": k, "n": n, "threads": threads, "layout": layout}}
+    print(json.dumps(dict(row, impl="numpy", gflops=gflops(lambda: a @ b, m, k, n))), flush=True)
+    if torch is not None:
+        ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+        c = torch.empty(m, n)
+        print(json.dumps(dict(row, impl="pytorch", gflops=gflops(lambda: torch.mm(ta, tb, out=c), m, k, n))), flush=True)
 "#,
         shapes = serde_json::to_string(&shape_list)?
             .replace("true", "True")
@@ -473,7 +488,7 @@ for m, k, n, at, bt in {shapes}:
                         );
                         println!(
                             "{:<22} {label:>18} {t:>8} {gflops:>10.1} {:>7.0}%",
-                            "numpy",
+                            row["impl"].as_str().unwrap_or("?"),
                             100.0 * gflops / peak[t - 1]
                         );
                     }
@@ -482,7 +497,7 @@ for m, k, n, at, bt in {shapes}:
             }
             Err(e) => {
                 eprintln!(
-                    "numpy anchor skipped (`{} -c 'import numpy'` must work; set BACKPROP_PYTHON): {e}",
+                    "numpy / PyTorch anchors skipped (`{} -c 'import numpy'` must work; set BACKPROP_PYTHON): {e}",
                     args.python
                 );
                 break;
