@@ -41,10 +41,11 @@ pub struct BenchArgs {
     /// matrixmultiply; lists any size where this crate is slower.
     #[arg(long)]
     sweep: bool,
-    /// `bench train`: only these architectures, e.g. `784-256-10` (repeatable).
+    /// `bench train`: only these architectures, e.g. `784-256-10` (repeatable). `bench matmul`:
+    /// the products of these networks' training steps, and their sum over an epoch.
     #[arg(long = "arch")]
     archs: Vec<String>,
-    /// `bench train`: only these batch sizes (repeatable).
+    /// `bench train` (and `bench matmul --arch`): only these batch sizes (repeatable).
     #[arg(long = "batch-size")]
     batch_sizes: Vec<usize>,
     /// `bench train`: only these thread counts (repeatable; default 2 and 1).
@@ -262,6 +263,7 @@ fn gemm_crate(a: ArrayView2<f32>, b: ArrayView2<f32>, c: &mut Array2<f32>, threa
     }
 }
 
+#[derive(Clone, Copy, Debug)]
 struct Shape {
     m: usize,
     k: usize,
@@ -270,6 +272,149 @@ struct Shape {
     a_transposed: bool,
     /// B is the transposed view of an n × k array (as Wᵀ in x·Wᵀ).
     b_transposed: bool,
+}
+
+impl Shape {
+    fn same_as(&self, other: &Shape) -> bool {
+        (self.m, self.k, self.n, self.a_transposed, self.b_transposed)
+            == (other.m, other.k, other.n, other.a_transposed, other.b_transposed)
+    }
+
+    fn layout(&self) -> String {
+        format!(
+            "{}{}",
+            if self.a_transposed { "t" } else { "n" },
+            if self.b_transposed { "t" } else { "n" }
+        )
+    }
+}
+
+/// The matrix products of one training step of an MLP at a batch size, as its layers call them.
+struct NetworkProducts {
+    arch: String,
+    batch: usize,
+    products: Vec<Shape>,
+}
+
+/// For `bench matmul --arch A [--batch-size B]`: each layer `in → out` of each network runs
+/// `x·Wᵀ` (B × in × out, W a transposed view), `gᵀ·x` (out × B × in, g a transposed view) and,
+/// past the first layer, `g·W` (B × out × in).
+fn network_products(args: &BenchArgs) -> Result<Vec<NetworkProducts>> {
+    let batches = if args.batch_sizes.is_empty() {
+        vec![64, 256, 1024]
+    } else {
+        args.batch_sizes.clone()
+    };
+    let mut networks = Vec::new();
+    for arch in &args.archs {
+        let sizes = crate::train_cmd::parse_arch(arch)?;
+        for &batch in &batches {
+            let mut products = Vec::new();
+            for (layer, pair) in sizes.windows(2).enumerate() {
+                let (inputs, outputs) = (pair[0], pair[1]);
+                products.push(Shape {
+                    m: batch,
+                    k: inputs,
+                    n: outputs,
+                    a_transposed: false,
+                    b_transposed: true,
+                });
+                products.push(Shape {
+                    m: outputs,
+                    k: batch,
+                    n: inputs,
+                    a_transposed: true,
+                    b_transposed: false,
+                });
+                if layer > 0 {
+                    products.push(Shape {
+                        m: batch,
+                        k: outputs,
+                        n: inputs,
+                        a_transposed: false,
+                        b_transposed: false,
+                    });
+                }
+            }
+            networks.push(NetworkProducts {
+                arch: arch.clone(),
+                batch,
+                products,
+            });
+        }
+    }
+    Ok(networks)
+}
+
+/// Seconds of matrix products in an epoch of 60,000 samples for each network, thread count and
+/// implementation measured at that thread count, and with the fastest implementation of each
+/// product ("best of all"): a floor under the epoch of any implementation that computes these
+/// products at the rates measured, whatever else it does.
+fn print_epoch_products(networks: &[NetworkProducts], rows: &[serde_json::Value], json: bool) {
+    const SAMPLES: f64 = 60_000.0;
+    let rate = |shape: &Shape, implementation: &str, threads: usize| {
+        rows.iter()
+            .find(|r| {
+                r["impl"] == implementation
+                    && r["threads"] == threads
+                    && r["m"] == shape.m
+                    && r["k"] == shape.k
+                    && r["n"] == shape.n
+                    && r["layout"] == shape.layout().as_str()
+            })
+            .and_then(|r| r["gflops"].as_f64())
+    };
+    if !json {
+        println!("\nmatrix products of one epoch of 60,000 samples (seconds, at the rates above):");
+        println!("{:<16} {:>6} {:>8}  by implementation", "model", "batch", "threads");
+    }
+    for network in networks {
+        for threads in [2, 1] {
+            let epoch_seconds = |implementation: Option<&str>| -> Option<f64> {
+                network
+                    .products
+                    .iter()
+                    .map(|shape| {
+                        let gflop = 2.0 * (shape.m * shape.k * shape.n) as f64 / 1e9;
+                        let best = match implementation {
+                            Some(name) => rate(shape, name, threads)?,
+                            None => ["backprop", "pytorch", "numpy", "matrixmultiply", "gemm"]
+                                .iter()
+                                .filter_map(|name| rate(shape, name, threads))
+                                .fold(f64::NAN, f64::max),
+                        };
+                        Some(gflop / best * SAMPLES / network.batch as f64)
+                    })
+                    .sum()
+            };
+            let mut cells = Vec::new();
+            for name in ["backprop", "pytorch", "numpy", "matrixmultiply"] {
+                if let Some(seconds) = epoch_seconds(Some(name)) {
+                    cells.push((name, seconds));
+                }
+            }
+            if let Some(seconds) = epoch_seconds(None) {
+                cells.push(("best of all", seconds));
+            }
+            if json {
+                let by_impl: serde_json::Map<String, serde_json::Value> =
+                    cells.iter().map(|(name, s)| (name.to_string(), json!(s))).collect();
+                println!(
+                    "{}",
+                    json!({"epoch_products": by_impl, "arch": network.arch, "batch": network.batch, "threads": threads})
+                );
+            } else {
+                let text: Vec<String> = cells.iter().map(|(name, s)| format!("{name} {s:.3}")).collect();
+                println!(
+                    "{:<16} {:>6} {:>8}  {}",
+                    network.arch,
+                    network.batch,
+                    threads,
+                    text.join("  ")
+                );
+            }
+        }
+    }
 }
 
 fn parse_shape(text: &str) -> Result<Shape> {
@@ -297,7 +442,16 @@ fn matmul(args: &BenchArgs) -> Result<()> {
     if args.sweep {
         return sweep(args);
     }
-    let shapes: Vec<Shape> = if !args.shapes.is_empty() {
+    let networks = network_products(args)?;
+    let shapes: Vec<Shape> = if !networks.is_empty() {
+        let mut shapes: Vec<Shape> = Vec::new();
+        for product in networks.iter().flat_map(|network| &network.products) {
+            if !shapes.iter().any(|s| s.same_as(product)) {
+                shapes.push(Shape { ..*product });
+            }
+        }
+        shapes
+    } else if !args.shapes.is_empty() {
         args.shapes.iter().map(|s| parse_shape(s)).collect::<Result<_>>()?
     } else if args.quick {
         ["64,784,50", "128,128,128"]
@@ -404,6 +558,11 @@ fn matmul(args: &BenchArgs) -> Result<()> {
                 let t = median_seconds(|| matrixmultiply_sgemm(a, b, &mut c), samples, min_sample);
                 record("matrixmultiply", 1, t);
             }
+            if !networks.is_empty() {
+                // The networks' epochs compare the libraries; the ladder's slow rungs would
+                // only take time.
+                continue;
+            }
             if size <= 1 << 31 {
                 let t = p.install(|| median_seconds(|| std::mem::drop(ladder::blocked_parallel(a, b)), 3, min_sample));
                 record("blocked_parallel", threads, t);
@@ -505,9 +664,12 @@ for m, k, n, at, bt in {shapes}:
         }
     }
     if args.json {
-        for row in rows {
+        for row in &rows {
             println!("{row}");
         }
+    }
+    if !networks.is_empty() {
+        print_epoch_products(&networks, &rows, args.json);
     }
     Ok(())
 }
