@@ -115,6 +115,37 @@ mod tests {
     }
 
     #[test]
+    fn idle_helpers_do_the_idle_work_while_f_waits_for_it() {
+        use std::sync::atomic::AtomicUsize;
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        let pieces_done = AtomicUsize::new(0);
+        let idle_work = || pieces_done.fetch_add(1, Ordering::AcqRel) < 1000;
+        pool.install(|| {
+            with_workers_awake_and(&idle_work, || {
+                // Only the helper calls `idle_work`: wait until it has, many times (or give up
+                // after 10 s, and fail below).
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+                while pieces_done.load(Ordering::Acquire) < 1000 && std::time::Instant::now() < deadline {
+                    std::hint::spin_loop();
+                }
+            })
+        });
+        assert!(
+            pieces_done.load(Ordering::Acquire) >= 1000,
+            "the helper never did the idle work"
+        );
+        // With no other worker the work is never offered, and f simply runs.
+        let lonely = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        let calls = AtomicUsize::new(0);
+        let count = || {
+            calls.fetch_add(1, Ordering::AcqRel);
+            false
+        };
+        assert_eq!(lonely.install(|| with_workers_awake_and(&count, || 7)), 7);
+        assert_eq!(calls.load(Ordering::Acquire), 0);
+    }
+
+    #[test]
     fn a_panic_in_f_does_not_hang() {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
         let caught = pool.install(|| std::panic::catch_unwind(|| with_workers_awake(|| panic!("boom"))));
