@@ -482,15 +482,10 @@ mod tests {
                     }
                 });
             }
-            // Released even if `f` panics (the scope would wait for the helpers forever).
-            struct Release<'a>(&'a AtomicBool);
-            impl Drop for Release<'_> {
-                fn drop(&mut self) {
-                    self.0.store(true, Ordering::Release);
-                }
-            }
-            let _release = Release(&done);
-            f()
+            // The helpers stop even if `f` panics (the scope would wait for them forever).
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+            done.store(true, Ordering::Release);
+            result.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
         })
     }
 
