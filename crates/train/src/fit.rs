@@ -18,7 +18,7 @@
 
 use std::time::Instant;
 
-use backprop_data::{DataLoader, Normalization, Order, SharedConversion, Subset};
+use backprop_data::{Batch, DataLoader, Normalization, Order, SharedConversion, Subset};
 use backprop_layers::{Module, SgdStep};
 use backprop_matmul::with_workers_awake_and;
 use backprop_model::Sequential;
@@ -169,7 +169,7 @@ pub fn fit(
         let shared = SharedConversion::new();
         let idle_work = || shared.convert_piece();
         let epoch_run = with_workers_awake_and(&idle_work, || -> Result<(), StepEnd> {
-            let each_step = |batch: backprop_data::Batch<'_>| {
+            let each_step = |batch: Batch<'_>| {
                 let lr = config.schedule.lr_at(config.lr, state.step, total_steps);
                 // The batch stays in the loader until this step ends: lent to the first layer,
                 // not copied (`forward_lent_input`).
