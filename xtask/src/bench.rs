@@ -263,7 +263,7 @@ fn gemm_crate(a: ArrayView2<f32>, b: ArrayView2<f32>, c: &mut Array2<f32>, threa
     }
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 struct Shape {
     m: usize,
     k: usize,
@@ -275,11 +275,7 @@ struct Shape {
 }
 
 impl Shape {
-    fn same_as(&self, other: &Shape) -> bool {
-        (self.m, self.k, self.n, self.a_transposed, self.b_transposed)
-            == (other.m, other.k, other.n, other.a_transposed, other.b_transposed)
-    }
-
+    /// `nn`, `tn`, `nt`: which operands are transposed views, as the numpy script names them.
     fn layout(&self) -> String {
         format!(
             "{}{}",
@@ -446,8 +442,8 @@ fn matmul(args: &BenchArgs) -> Result<()> {
     let shapes: Vec<Shape> = if !networks.is_empty() {
         let mut shapes: Vec<Shape> = Vec::new();
         for product in networks.iter().flat_map(|network| &network.products) {
-            if !shapes.iter().any(|s| s.same_as(product)) {
-                shapes.push(Shape { ..*product });
+            if !shapes.contains(product) {
+                shapes.push(*product);
             }
         }
         shapes
@@ -505,11 +501,7 @@ fn matmul(args: &BenchArgs) -> Result<()> {
         let size = m * n * k;
         let mut record = |name: &str, threads: usize, seconds: f64| {
             let gflops = flops / seconds / 1e9;
-            let layout = format!(
-                "{}{}",
-                if shape.a_transposed { "t" } else { "n" },
-                if shape.b_transposed { "t" } else { "n" }
-            );
+            let layout = shape.layout();
             rows.push(
                 json!({"impl": name, "m": m, "k": k, "n": n, "threads": threads, "gflops": gflops, "layout": layout}),
             );
