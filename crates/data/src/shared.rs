@@ -150,8 +150,8 @@ impl SharedConversion {
     ///
     /// # Safety
     /// The caller is the loop [`serve`](Self::serve)d; the previous job, if any, has been
-    /// [`finish`](Self::finish)ed; `subset`, `indices` and
-    /// `x` stay valid, and `x` is neither read nor written elsewhere, until the next `finish`.
+    /// [`finish`](Self::finish)ed; `subset`, `indices` and `x` stay valid, and `x` is neither
+    /// read nor written elsewhere, until the next `finish`.
     pub(crate) unsafe fn publish(&self, subset: &Subset, indices: &[u32], x: &mut [f32], scale: f32, shift: f32) {
         assert_eq!(x.len(), indices.len() * subset.features(), "a row of x per example");
         let pieces = indices.len().div_ceil(ROWS_PER_PIECE);
