@@ -526,7 +526,7 @@ fn matmul(args: &BenchArgs) -> Result<()> {
             // Aᵀ, ~75 µs a half, read 167-215 GFLOP/s on two threads of an Intel Xeon that
             // way). The gemm crate's rayon tasks run in the same pool the same way.
             let t = p.install(|| {
-                backprop_matmul::with_workers_awake(|| {
+                backprop_train::engine::with_workers_awake(|| {
                     median_seconds(
                         || backprop_matmul::gemm(1.0, a, b, 0.0, c.view_mut()),
                         samples,
@@ -538,7 +538,7 @@ fn matmul(args: &BenchArgs) -> Result<()> {
             #[cfg(feature = "gemm-anchor")]
             {
                 let t = p.install(|| {
-                    backprop_matmul::with_workers_awake(|| {
+                    backprop_train::engine::with_workers_awake(|| {
                         median_seconds(|| gemm_crate(a, b, &mut c, threads), samples, min_sample)
                     })
                 });

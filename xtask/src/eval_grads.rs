@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, ensure, Context, Result};
-use backprop_layers::{CrossEntropy, Loss, Module, Mse};
+use backprop_layers::{CrossEntropy, Loss, Module, ModuleExt, Mse};
 use backprop_model::checkpoint::{self, Tensors};
 use backprop_train::checkpoint::write_atomic;
 use backprop_train::{evaluate, Task};
@@ -163,9 +163,7 @@ pub fn grads(args: GradsArgs) -> Result<()> {
         }
         other => bail!("--loss `{other}`: expected `ce` or `mse`"),
     };
-    let x_grad = model
-        .backward(grad.view(), true)?
-        .expect("asked for the input gradient");
+    let x_grad = model.backward(grad.view())?;
 
     let mut out = Tensors::new();
     out.insert("loss".into(), ArrayD::from_shape_vec(IxDyn(&[1]), vec![loss])?);

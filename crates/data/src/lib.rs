@@ -9,7 +9,6 @@
 //! - [`split`]: train / valid / test splits (the standard one and fastai's `mnist.pkl.gz`) and
 //!   normalization `x = (p/scale − mean)/std`, with mean and std of the training split.
 //! - [`loader`]: seeded, portable shuffling and reused batch buffers.
-//! - [`shared`]: the next batch's conversion in pieces, for threads that would otherwise idle.
 //!
 //! Pixels stay `u8` in memory (47 MB for MNIST's training set instead of 188 MB as `f32`); each
 //! batch is normalized on the fly with one multiply-add per pixel.
@@ -36,11 +35,9 @@ pub mod download;
 pub mod error;
 pub mod idx;
 pub mod loader;
-pub mod shared;
 pub mod split;
 
 pub use dataset::{load, resolve_data_dir, DatasetSpec, RawDataset, RemoteFile};
 pub use error::{DataError, Result};
-pub use loader::{Batch, DataLoader, Order};
-pub use shared::SharedConversion;
+pub use loader::{convert_rows, Batch, BatchBuffer, DataLoader, Epoch, Order};
 pub use split::{Normalization, SplitScheme, Splits, Subset};

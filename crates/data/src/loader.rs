@@ -10,7 +10,6 @@ use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::{DataError, Result};
-use crate::shared::SharedConversion;
 use crate::split::{Normalization, Subset};
 
 /// In which order examples are visited.
@@ -49,8 +48,7 @@ fn uniform_below(rng: &mut impl RngCore, bound: u32) -> u32 {
 /// a rayon pool of more than one thread). Measured in `cargo xtask bench train` on two threads
 /// (Intel Xeon, interleaved runs): from 1 << 17 (so batch 64 went whole on one thread) to
 /// this, 784-256-10 at batch 64 0.298-0.307 -> 0.286-0.298 s an epoch, 784-256-256-10
-/// 0.462-0.472 -> 0.430-0.442. (Used for an epoch's first batch and by `next_batch`; the fit loop
-/// converts the others in pieces between its products, see [`SharedConversion`].)
+/// 0.462-0.472 -> 0.430-0.442.
 const PARALLEL_VALUES: usize = 1 << 15;
 
 /// How many images ahead the batch loop prefetches.
@@ -97,8 +95,10 @@ unsafe fn normalize_pixels_avx512(out: &mut [f32], pixels: &[u8], scale: f32, sh
 
 /// Converts the first `rows` examples of `indices` into `x` (`rows` rows of the subset's
 /// features): `x = pixel · scale + shift`. Prefetches the images of the rows that follow, up
-/// to [`PREFETCH_DISTANCE`] ahead, past `rows` when `indices` goes on.
-pub(crate) fn convert_rows(subset: &Subset, x: &mut [f32], indices: &[u32], rows: usize, scale: f32, shift: f32) {
+/// to [`PREFETCH_DISTANCE`] ahead, past `rows` when `indices` goes on. (Public so that a
+/// training loop can convert a batch in pieces of its own choosing, into a [`BatchBuffer`]'s
+/// [`prepare`](BatchBuffer::prepare)d place.)
+pub fn convert_rows(subset: &Subset, x: &mut [f32], indices: &[u32], rows: usize, scale: f32, shift: f32) {
     let features = subset.features();
     for (n, (row, &i)) in x.chunks_exact_mut(features).zip(&indices[..rows]).enumerate() {
         // Shuffled images are scattered over the whole split: ask for one a few rows ahead
@@ -140,14 +140,13 @@ pub struct DataLoader<'a> {
     drop_last: bool,
     indices: Vec<u32>,
     /// The batch handed out.
-    current: BatchBuffers,
-    /// The batch after it, converted during the step by [`Epoch::try_for_each_batch`].
-    ahead: BatchBuffers,
+    current: BatchBuffer,
 }
 
-/// A batch's converted pixels (`[rows, features]`, row-major) and labels.
+/// A batch's converted pixels (`[rows, features]`, row-major) and labels, reused batch after
+/// batch.
 #[derive(Debug, Default)]
-struct BatchBuffers {
+pub struct BatchBuffer {
     /// The pixels are `x[x_start..x_start + rows · features]`, starting on a 64-byte boundary:
     /// the matrix products then load whole cache lines (with 784 features every row starts on
     /// one), not vectors straddling two as in a 16-byte aligned allocation.
@@ -159,9 +158,10 @@ struct BatchBuffers {
 /// Floats in a 64-byte cache line.
 const LINE_FLOATS: usize = 16;
 
-impl BatchBuffers {
-    fn with_capacity(batch_size: usize, features: usize) -> Self {
-        BatchBuffers {
+impl BatchBuffer {
+    /// Room for batches of `batch_size` examples of `features` values.
+    pub fn with_capacity(batch_size: usize, features: usize) -> Self {
+        BatchBuffer {
             x: Vec::with_capacity(batch_size * features + LINE_FLOATS),
             x_start: 0,
             y: Vec::with_capacity(batch_size),
@@ -170,7 +170,7 @@ impl BatchBuffers {
 
     /// Sizes the buffers for `indices` of `subset`, sets the labels, and returns the pixels'
     /// place, `[indices.len(), features]` row-major, still to be converted.
-    fn prepare(&mut self, subset: &Subset, indices: &[u32]) -> &mut [f32] {
+    pub fn prepare(&mut self, subset: &Subset, indices: &[u32]) -> &mut [f32] {
         let len = indices.len() * subset.features();
         if self.x.len() < len + LINE_FLOATS {
             self.x.resize(len + LINE_FLOATS, 0.0);
@@ -183,7 +183,7 @@ impl BatchBuffers {
     }
 
     /// Converts the examples `indices` of `subset`: `x = pixel · scale + shift`, and the labels.
-    fn fill(&mut self, subset: &Subset, indices: &[u32], scale: f32, shift: f32) {
+    pub fn fill(&mut self, subset: &Subset, indices: &[u32], scale: f32, shift: f32) {
         let features = subset.features();
         let x = self.prepare(subset, indices);
         // Called from inside a pool of several threads (as the fit loop is), large batches are
@@ -202,7 +202,8 @@ impl BatchBuffers {
         }
     }
 
-    fn batch(&self, features: usize, index: usize) -> Batch<'_> {
+    /// The batch held, as batch number `index` of its epoch.
+    pub fn batch(&self, features: usize, index: usize) -> Batch<'_> {
         let len = self.y.len() * features;
         let x = &self.x[self.x_start..self.x_start + len];
         let x = ArrayView2::from_shape((self.y.len(), features), x).expect("batch buffer has the batch's shape");
@@ -224,8 +225,7 @@ impl<'a> DataLoader<'a> {
             order,
             drop_last: false,
             indices: (0..subset.len() as u32).collect(),
-            current: BatchBuffers::with_capacity(batch_size, subset.features()),
-            ahead: BatchBuffers::default(),
+            current: BatchBuffer::with_capacity(batch_size, subset.features()),
         })
     }
 
@@ -283,86 +283,25 @@ impl Epoch<'_, '_> {
         Some(loader.current.batch(loader.subset.features(), index))
     }
 
-    /// Runs `step` on each remaining batch of the epoch, in order, stopping at the first error,
-    /// while the next batch is converted in pieces through `shared`: threads with nothing else
-    /// to do take them ([`SharedConversion::convert_piece`]), and what is left when `step`
-    /// returns is converted on this thread. The batches are exactly those of
-    /// [`Epoch::next_batch`]; only who converts them changes. With nobody else calling
-    /// `convert_piece` it is the plain loop, converting each batch after the step before.
-    ///
-    /// ```
-    /// use backprop_data::{DataLoader, Normalization, Order, SharedConversion, Subset};
-    /// let train = Subset {
-    ///     name: "train",
-    ///     rows: 2,
-    ///     cols: 2,
-    ///     pixels: (0..400).map(|i| (i % 256) as u8).collect(),
-    ///     labels: (0..100).map(|i| (i % 10) as u8).collect(),
-    /// };
-    /// let mut loader = DataLoader::new(&train, &Normalization::none(255.0), 32, Order::Shuffled { seed: 0 }).unwrap();
-    /// let shared = SharedConversion::new();
-    /// let mut sizes = Vec::new();
-    /// let done = std::sync::atomic::AtomicBool::new(false);
-    /// std::thread::scope(|s| {
-    ///     // A helper converting pieces whenever it can, until the epoch is over.
-    ///     s.spawn(|| while !done.load(std::sync::atomic::Ordering::Acquire) {
-    ///         shared.convert_piece();
-    ///     });
-    ///     loader
-    ///         .epoch(0)
-    ///         .try_for_each_batch(&shared, |batch| {
-    ///             sizes.push(batch.x.nrows());
-    ///             Ok::<(), std::convert::Infallible>(())
-    ///         })
-    ///         .unwrap();
-    ///     done.store(true, std::sync::atomic::Ordering::Release);
-    /// });
-    /// assert_eq!(sizes, [32, 32, 32, 4]);
-    /// ```
-    pub fn try_for_each_batch<E>(
-        self,
-        shared: &SharedConversion,
-        mut step: impl FnMut(Batch<'_>) -> Result<(), E>,
-    ) -> Result<(), E> {
-        let samples = self.loader.samples_per_epoch();
-        let DataLoader {
-            subset,
-            scale,
-            shift,
-            batch_size,
-            ref indices,
-            ref mut current,
-            ref mut ahead,
-            ..
-        } = *self.loader;
-        let batch_indices = |index: usize| batch_range(index, batch_size, samples).map(|range| &indices[range]);
-        let Some(first) = batch_indices(self.next) else {
-            return Ok(());
-        };
-        let features = subset.features();
-        current.fill(subset, first, scale, shift);
-        // Whatever happens in `step` (an error, a panic), no worker may still be writing into
-        // `ahead` once this function is left: `serving` finishes the last job when dropped.
-        let _serving = shared.serve();
-        let mut index = self.next;
-        loop {
-            let following = batch_indices(index + 1);
-            if let Some(following) = following {
-                let x = ahead.prepare(subset, following);
-                // SAFETY: this loop is served; the previous job was finished (below, or never
-                // published); `subset`, `following` and `ahead` are borrowed until this
-                // function returns, and `ahead` is untouched here until `finish` below.
-                unsafe { shared.publish(subset, following, x, scale, shift) };
-            }
-            let result = step(current.batch(features, index));
-            shared.finish(result.is_ok());
-            result?;
-            if following.is_none() {
-                return Ok(());
-            }
-            std::mem::swap(current, ahead);
-            index += 1;
-        }
+    /// The examples of batch `index` of this epoch, in the epoch's order (`None` past the end).
+    pub fn batch_indices(&self, index: usize) -> Option<&[u32]> {
+        let range = batch_range(index, self.loader.batch_size, self.loader.samples_per_epoch())?;
+        Some(&self.loader.indices[range])
+    }
+
+    /// The index of the batch [`next_batch`](Epoch::next_batch) gives next.
+    pub fn next_index(&self) -> usize {
+        self.next
+    }
+
+    /// The subset the batches come from.
+    pub fn subset(&self) -> &Subset {
+        self.loader.subset
+    }
+
+    /// The normalization as `x = pixel · scale + shift`: `(scale, shift)`.
+    pub fn affine(&self) -> (f32, f32) {
+        (self.loader.scale, self.loader.shift)
     }
 }
 
@@ -468,130 +407,6 @@ mod tests {
                 "len {len}"
             );
         }
-    }
-
-    /// Runs `f` while `helpers` threads convert pieces of `shared` whenever they can.
-    fn with_helpers<R>(shared: &SharedConversion, helpers: usize, f: impl FnOnce() -> R) -> R {
-        use std::sync::atomic::{AtomicBool, Ordering};
-        let done = AtomicBool::new(false);
-        std::thread::scope(|s| {
-            for _ in 0..helpers {
-                s.spawn(|| {
-                    while !done.load(Ordering::Acquire) {
-                        shared.convert_piece();
-                    }
-                });
-            }
-            // The helpers stop even if `f` panics (the scope would wait for them forever).
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-            done.store(true, Ordering::Release);
-            result.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        })
-    }
-
-    #[test]
-    fn batches_converted_in_shared_pieces_are_those_of_next_batch_and_an_error_stops_them() {
-        let s = mnist_like(300, 13, 253);
-        let norm = MNIST_LIKE_NORMALIZATION;
-        type Batches = Vec<(Vec<u32>, Vec<u8>, usize)>;
-        let record = |b: &Batch<'_>| (b.x.iter().map(|v| v.to_bits()).collect(), b.y.to_vec(), b.index);
-        // The reference: `next_batch` on this thread, 64 per batch (the last one 44).
-        let mut loader = DataLoader::new(&s, &norm, 64, Order::Shuffled { seed: 9 }).unwrap();
-        let mut epoch = loader.epoch(1);
-        let mut expected: Batches = Vec::new();
-        while let Some(b) = epoch.next_batch() {
-            expected.push(record(&b));
-        }
-        assert_eq!(
-            expected.iter().map(|b| b.1.len()).collect::<Vec<_>>(),
-            vec![64, 64, 64, 64, 44]
-        );
-        // Batches start on a cache line (what the matrix products load fastest).
-        let mut epoch = loader.epoch(1);
-        while let Some(b) = epoch.next_batch() {
-            assert_eq!(b.x.as_ptr() as usize % 64, 0, "batch {}", b.index);
-        }
-        // Nobody else converting (the loop does it all), one or two helpers, and a slow step
-        // (the helper then converts every piece itself).
-        for (helpers, slow) in [(0, false), (1, false), (2, false), (1, true)] {
-            let shared = SharedConversion::new();
-            let mut loader = DataLoader::new(&s, &norm, 64, Order::Shuffled { seed: 9 }).unwrap();
-            let (all, stopped): (Batches, Batches) = with_helpers(&shared, helpers, || {
-                let mut all = Vec::new();
-                let ok: Result<(), ()> = loader.epoch(1).try_for_each_batch(&shared, |b| {
-                    if slow {
-                        std::thread::sleep(std::time::Duration::from_millis(5));
-                    }
-                    all.push(record(&b));
-                    Ok(())
-                });
-                assert_eq!(ok, Ok(()));
-                // An error at the third batch stops the loop there and is returned.
-                let mut stopped = Vec::new();
-                let err = loader.epoch(1).try_for_each_batch(&shared, |b| {
-                    stopped.push(record(&b));
-                    if b.index == 2 {
-                        Err(b.index)
-                    } else {
-                        Ok(())
-                    }
-                });
-                assert_eq!(err, Err(2));
-                (all, stopped)
-            });
-            assert_eq!(all, expected, "{helpers} helpers, slow step {slow}");
-            assert_eq!(stopped, expected[..3], "{helpers} helpers, slow step {slow}");
-        }
-    }
-
-    #[test]
-    fn a_panicking_step_leaves_no_helper_writing_and_the_next_epoch_is_right() {
-        let s = mnist_like(300, 13, 253);
-        let norm = MNIST_LIKE_NORMALIZATION;
-        let shared = SharedConversion::new();
-        let mut loader = DataLoader::new(&s, &norm, 64, Order::Shuffled { seed: 9 }).unwrap();
-        let mut expected = Vec::new();
-        let mut epoch = loader.epoch(0);
-        while let Some(b) = epoch.next_batch() {
-            expected.push(b.x.to_owned());
-        }
-        with_helpers(&shared, 2, || {
-            let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                let _ = loader.epoch(0).try_for_each_batch(&shared, |b| -> Result<(), ()> {
-                    assert!(b.index < 1, "a step that panics");
-                    Ok(())
-                });
-            }));
-            assert!(panicked.is_err());
-            let mut seen = Vec::new();
-            let ok: Result<(), ()> = loader.epoch(0).try_for_each_batch(&shared, |b| {
-                seen.push(b.x.to_owned());
-                Ok(())
-            });
-            assert_eq!(ok, Ok(()));
-            assert_eq!(seen, expected);
-        });
-    }
-
-    #[test]
-    fn a_shared_conversion_serves_one_loop_at_a_time() {
-        let s = mnist_like(300, 13, 253);
-        let norm = MNIST_LIKE_NORMALIZATION;
-        let shared = SharedConversion::new();
-        let mut outer = DataLoader::new(&s, &norm, 64, Order::Shuffled { seed: 9 }).unwrap();
-        let mut inner = DataLoader::new(&s, &norm, 64, Order::Shuffled { seed: 9 }).unwrap();
-        let mut refused = 0;
-        let ok: Result<(), ()> = outer.epoch(0).try_for_each_batch(&shared, |_| {
-            let second = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                inner.epoch(0).try_for_each_batch(&shared, |_| Ok::<(), ()>(()))
-            }));
-            refused += second.is_err() as usize;
-            Ok(())
-        });
-        assert_eq!(ok, Ok(()));
-        assert_eq!(refused, 5, "every batch of the outer loop");
-        // Free again once the loop is over.
-        assert_eq!(inner.epoch(0).try_for_each_batch(&shared, |_| Ok::<(), ()>(())), Ok(()));
     }
 
     #[test]

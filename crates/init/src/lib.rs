@@ -151,20 +151,47 @@ impl Init {
         nonlinearity: Nonlinearity::Relu,
     };
 
+    /// Kaiming He uniform for a layer followed by ReLU, fan-in mode (`kaiming_uniform_`).
+    pub const KAIMING_UNIFORM_RELU: Init = Init::KaimingUniform {
+        mode: FanMode::FanIn,
+        nonlinearity: Nonlinearity::Relu,
+    };
+
+    /// Kaiming He normal for a ReLU layer in fan-out mode: PyTorch's `mode='fan_out'`, which
+    /// `02_fully_connected` uses because PyTorch's weight is `[out, in]`.
+    pub const KAIMING_RELU_FAN_OUT: Init = Init::KaimingNormal {
+        mode: FanMode::FanOut,
+        nonlinearity: Nonlinearity::Relu,
+    };
+
+    /// Xavier/Glorot normal with gain 1: std `√(2 / (fan_in + fan_out))`.
+    pub const XAVIER: Init = Init::XavierNormal { gain: 1.0 };
+
+    /// Xavier/Glorot uniform with gain 1: bound `√(6 / (fan_in + fan_out))`.
+    pub const XAVIER_UNIFORM: Init = Init::XavierUniform { gain: 1.0 };
+
+    /// N(0, 1): the notebook's first `torch.randn` weights.
+    pub const STANDARD_NORMAL: Init = Init::StandardNormal;
+
+    /// The lesson's first scaled init: N(0, 1/fan_in), `randn / √fan_in`.
+    pub const SIMPLIFIED_KAIMING: Init = Init::SimplifiedKaiming;
+
+    /// PyTorch's `nn.Linear` default: `kaiming_uniform_(a=√5)`, bias U(±1/√fan_in).
+    pub const PYTORCH: Init = Init::PytorchLinear;
+
+    /// All zeros.
+    pub const ZEROS: Init = Init::Zeros;
+
     /// Parses a command-line name: `normal`, `simple-kaiming`, `kaiming` (normal, fan-in, ReLU),
     /// `kaiming-uniform`, `xavier`, `xavier-uniform`, `pytorch`, `zeros`.
     pub fn parse(name: &str) -> Result<Init, InitError> {
-        let relu = Nonlinearity::Relu;
         Ok(match name {
             "normal" | "standard-normal" => Init::StandardNormal,
             "simple-kaiming" | "simplified-kaiming" => Init::SimplifiedKaiming,
             "kaiming" | "kaiming-normal" => Init::KAIMING_RELU,
-            "kaiming-uniform" => Init::KaimingUniform {
-                mode: FanMode::FanIn,
-                nonlinearity: relu,
-            },
-            "xavier" | "xavier-normal" | "glorot" => Init::XavierNormal { gain: 1.0 },
-            "xavier-uniform" | "glorot-uniform" => Init::XavierUniform { gain: 1.0 },
+            "kaiming-uniform" => Init::KAIMING_UNIFORM_RELU,
+            "xavier" | "xavier-normal" | "glorot" => Init::XAVIER,
+            "xavier-uniform" | "glorot-uniform" => Init::XAVIER_UNIFORM,
             "pytorch" | "pytorch-default" => Init::PytorchLinear,
             "zeros" => Init::Zeros,
             other => return Err(InitError::UnknownScheme(other.to_string())),

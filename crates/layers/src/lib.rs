@@ -5,10 +5,10 @@
 //!
 //! | layer | forward | backward (g = ∂L/∂output) |
 //! |---|---|---|
-//! | [`Linear`] | `y = x·Wᵀ + b` | `∂W += gᵀ·x`, `∂b += Σ g`, `∂x = g·W` |
-//! | [`Relu`] | `y = max(x, 0)` (leak, shift, clamp optional) | `∂x = g·[x > 0]` |
+//! | [`Linear`] (`lin`, `lin_grad`) | `y = x·Wᵀ + b` | `∂W += gᵀ·x`, `∂b += Σ g`, `∂x = g·W` |
+//! | [`Relu`] (`relu`, `relu_grad`) | `y = max(x, 0)` (leak, shift, clamp optional) | `∂x = g·[x > 0]` |
 //! | [`Softmax`] / [`LogSoftmax`] | `exp(x − logsumexp(x))` / `x − logsumexp(x)` | see each type |
-//! | [`Mse`] | `mean (p − t)²` | `2(p − t)/B` |
+//! | [`Mse`] (`mse`, `mse_grad`) | `mean (p − t)²` | `2(p − t)/B` |
 //! | [`CrossEntropy`] | `mean logsumexp(x) − x_y` | `(softmax(x) − onehot(y))/B` |
 //!
 //! Layers are generic over the element type ([`Float`]): `f32` for training (matrix products on
@@ -16,14 +16,15 @@
 //! finite differences and reports the worst element. [`snapshot::format_tensor`] prints tensors
 //! at fixed precision for snapshot tests of your own layers.
 //!
-//! Parameter gradients accumulate (`+=`) until [`Module::zero_grad`], as in PyTorch; after
-//! [`Module::discard_grad`] (a training loop's cheaper `zero_grad`) the next backward
-//! overwrites them.
+//! A [`Module`] has a forward and a backward and nothing else that matters: `forward` keeps
+//! what `backward` needs, and parameter gradients accumulate (`+=`) until
+//! [`ModuleExt::zero_grad`], as in PyTorch. A layer of your own is a dozen lines (see
+//! [`Module`]); anything done only for speed lives in `backprop-train`'s engine, not here.
 //!
 //! A two-layer network, forward and backward:
 //!
 //! ```
-//! use backprop_layers::{CrossEntropy, Linear, Loss, Module, Relu};
+//! use backprop_layers::{CrossEntropy, Linear, Loss, Module, ModuleExt, Relu};
 //! use backprop_init::{rng, Init};
 //! use ndarray::Array2;
 //!
@@ -39,10 +40,12 @@
 //! let value = loss.forward(logits.view(), &labels)?;
 //!
 //! let g = loss.backward()?;
-//! let g = lin2.backward(g.view(), true)?.unwrap();
-//! let g = relu.backward(g.view(), true)?.unwrap();
-//! lin1.backward(g.view(), false)?; // the first layer needs no input gradient
+//! let g = lin2.backward(g.view())?;
+//! let g = relu.backward(g.view())?;
+//! lin1.backward(g.view())?;
 //! assert!(value > 0.0 && lin1.weight_grad.iter().any(|&v| v != 0.0));
+//! lin1.zero_grad();
+//! assert!(lin1.weight_grad.iter().all(|&v| v == 0.0));
 //! # Ok::<(), backprop_layers::LayerError>(())
 //! ```
 //!
@@ -61,8 +64,8 @@ pub mod softmax;
 
 pub use error::{LayerError, Result};
 pub use float::Float;
-pub use linear::Linear;
+pub use linear::{add_row_sums, Linear};
 pub use loss::{accuracy, argmax_rows, correct_count, CrossEntropy, Loss, Mse};
-pub use module::{Identity, Module, SgdStep};
+pub use module::{Identity, Module, ModuleExt};
 pub use relu::Relu;
 pub use softmax::{log_softmax, logsumexp_rows, softmax, LogSoftmax, Softmax};

@@ -17,11 +17,12 @@ pub trait Loss<T: Float = f32> {
     fn backward(&mut self) -> Result<Array2<T>>;
 }
 
-/// Mean squared error with the lesson's semantics: predictions `[B, 1]` against targets `[B]`.
+/// Mean squared error with the lesson's semantics: predictions `[B, 1]` against targets `[B]`
+/// (the notebook's `mse` forward and `mse_grad` backward).
 ///
 /// ```text
-/// forward:   L = (1/B) Σ_i (p_i − t_i)²
-/// backward:  ∂p_i = 2 (p_i − t_i) / B
+/// forward:   L = (1/B) Σ_i (p_i − t_i)²         mse(output, targ) = (output.squeeze(-1) − targ).pow(2).mean()
+/// backward:  ∂p_i = 2 (p_i − t_i) / B           mse_grad: inp.g = 2·(inp.squeeze() − targ).unsqueeze(-1) / inp.shape[0]
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct Mse<T: Float = f32> {

@@ -51,12 +51,26 @@ impl<T: Float> Relu<T> {
         }
     }
 
-    /// Forward: `y = min(leaky(x) − subtract, max_value)`.
-    fn output(&self, x: ArrayView2<T>) -> Array2<T> {
-        x.mapv(|v| {
-            let y = self.leaky(v) - self.subtract;
-            self.max_value.map_or(y, |m| y.min(m))
-        })
+    /// The forward of one element: `y = min(leaky(x) − subtract, max_value)`.
+    pub fn value(&self, x: T) -> T {
+        let y = self.leaky(x) - self.subtract;
+        self.max_value.map_or(y, |m| y.min(m))
+    }
+
+    /// The backward of one element: `∂x = g · leaky′(x) · [leaky(x) − subtract ≤ max_value]`.
+    pub fn grad(&self, x: T, g: T) -> T {
+        let slope = if x > T::zero() { T::one() } else { self.leak };
+        let unclamped = self.max_value.is_none_or(|m| self.leaky(x) - self.subtract <= m);
+        if unclamped {
+            g * slope
+        } else {
+            T::zero()
+        }
+    }
+
+    /// Whether this is the plain `max(x, 0)` (no leak, shift or clamp).
+    pub fn is_plain(&self) -> bool {
+        self.leak == T::zero() && self.subtract == T::zero() && self.max_value.is_none()
     }
 
     fn leaky(&self, x: T) -> T {
@@ -70,8 +84,7 @@ impl<T: Float> Relu<T> {
 
 impl<T: Float> Module<T> for Relu<T> {
     fn name(&self) -> String {
-        let plain = self.leak == T::zero() && self.subtract == T::zero() && self.max_value.is_none();
-        if plain {
+        if self.is_plain() {
             "ReLU".into()
         } else {
             let max = self.max_value.map_or("none".to_string(), |m| m.to_string());
@@ -79,19 +92,14 @@ impl<T: Float> Module<T> for Relu<T> {
         }
     }
 
+    /// `y = max(x, 0)` elementwise (with the variants' leak, shift and clamp).
     fn forward(&mut self, x: ArrayView2<T>) -> Result<Array2<T>> {
-        let y = self.output(x);
         keep(&mut self.input, x);
-        Ok(y)
+        Ok(x.mapv(|v| self.value(v)))
     }
 
-    fn forward_owned(&mut self, x: Array2<T>) -> Result<Array2<T>> {
-        let y = self.output(x.view());
-        self.input = Some(x);
-        Ok(y)
-    }
-
-    fn backward(&mut self, g: ArrayView2<T>, input_grad: bool) -> Result<Option<Array2<T>>> {
+    /// `∂x = g·[x > 0]` elementwise (the notebook's `relu_grad`: `(inp > 0).float() * out.g`).
+    fn backward(&mut self, g: ArrayView2<T>) -> Result<Array2<T>> {
         let x = self
             .input
             .as_ref()
@@ -102,22 +110,6 @@ impl<T: Float> Module<T> for Relu<T> {
             g.shape(),
             [Some(x.nrows()), Some(x.ncols())],
         )?;
-        if !input_grad {
-            return Ok(None);
-        }
-        let dx = Zip::from(&g).and(x).map_collect(|&g, &x| {
-            let slope = if x > T::zero() { T::one() } else { self.leak };
-            let unclamped = self.max_value.is_none_or(|m| self.leaky(x) - self.subtract <= m);
-            if unclamped {
-                g * slope
-            } else {
-                T::zero()
-            }
-        });
-        Ok(Some(dx))
-    }
-
-    fn output_features(&self, input_features: usize) -> Result<usize> {
-        Ok(input_features)
+        Ok(Zip::from(&g).and(x).map_collect(|&g, &x| self.grad(x, g)))
     }
 }

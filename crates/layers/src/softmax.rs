@@ -89,10 +89,10 @@ impl<T: Float> Module<T> for Softmax<T> {
         self.output = Some(s.clone());
         Ok(s)
     }
-    fn backward(&mut self, g: ArrayView2<T>, input_grad: bool) -> Result<Option<Array2<T>>> {
+    fn backward(&mut self, g: ArrayView2<T>) -> Result<Array2<T>> {
         check_grad("Softmax", &self.output, &g)?;
         let s = self.output.as_ref().expect("checked");
-        Ok(input_grad.then(|| {
+        {
             let mut dx = Array2::zeros(g.dim());
             Zip::from(dx.rows_mut())
                 .and(g.rows())
@@ -104,11 +104,8 @@ impl<T: Float> Module<T> for Softmax<T> {
                         .and(&s)
                         .for_each(|d, &g, &s| *d = s * (g - dot));
                 });
-            dx
-        }))
-    }
-    fn output_features(&self, input_features: usize) -> Result<usize> {
-        Ok(input_features)
+            Ok(dx)
+        }
     }
 }
 
@@ -121,10 +118,10 @@ impl<T: Float> Module<T> for LogSoftmax<T> {
         self.output = Some(y.clone());
         Ok(y)
     }
-    fn backward(&mut self, g: ArrayView2<T>, input_grad: bool) -> Result<Option<Array2<T>>> {
+    fn backward(&mut self, g: ArrayView2<T>) -> Result<Array2<T>> {
         check_grad("LogSoftmax", &self.output, &g)?;
         let y = self.output.as_ref().expect("checked");
-        Ok(input_grad.then(|| {
+        {
             let mut dx = Array2::zeros(g.dim());
             Zip::from(dx.rows_mut())
                 .and(g.rows())
@@ -136,10 +133,7 @@ impl<T: Float> Module<T> for LogSoftmax<T> {
                         .and(&y)
                         .for_each(|d, &g, &y| *d = g - y.exp() * total);
                 });
-            dx
-        }))
-    }
-    fn output_features(&self, input_features: usize) -> Result<usize> {
-        Ok(input_features)
+            Ok(dx)
+        }
     }
 }

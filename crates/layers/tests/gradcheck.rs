@@ -134,15 +134,12 @@ impl Module<f64> for Stack {
         }
         Ok(h)
     }
-    fn backward(&mut self, g: ArrayView2<f64>, input_grad: bool) -> Result<Option<Array2<f64>>, LayerError> {
+    fn backward(&mut self, g: ArrayView2<f64>) -> Result<Array2<f64>, LayerError> {
         let mut g = g.to_owned();
-        for (i, m) in self.0.iter_mut().enumerate().rev() {
-            match m.backward(g.view(), i > 0 || input_grad)? {
-                Some(next) => g = next,
-                None => return Ok(None),
-            }
+        for m in self.0.iter_mut().rev() {
+            g = m.backward(g.view())?;
         }
-        Ok(Some(g))
+        Ok(g)
     }
     fn output_features(&self, f: usize) -> Result<usize, LayerError> {
         self.0.iter().try_fold(f, |f, m| m.output_features(f))
@@ -170,8 +167,8 @@ fn a_wrong_backward_is_caught() {
         fn forward(&mut self, x: ArrayView2<f64>) -> Result<Array2<f64>, LayerError> {
             self.0.forward(x)
         }
-        fn backward(&mut self, g: ArrayView2<f64>, ig: bool) -> Result<Option<Array2<f64>>, LayerError> {
-            let r = self.0.backward(g, ig);
+        fn backward(&mut self, g: ArrayView2<f64>) -> Result<Array2<f64>, LayerError> {
+            let r = self.0.backward(g);
             self.0.bias_grad.fill(0.0);
             r
         }

@@ -2,7 +2,7 @@
 //! PyTorch code that gives the same numbers sits in a comment beside each, so a reader can
 //! regenerate them.
 
-use backprop_layers::{accuracy, CrossEntropy, Linear, LogSoftmax, Loss, Module, Mse, Relu, SgdStep, Softmax};
+use backprop_layers::{accuracy, CrossEntropy, Linear, LogSoftmax, Loss, Module, ModuleExt, Mse, Relu, Softmax};
 use ndarray::{array, Array2};
 
 fn assert_all_close(got: &Array2<f32>, want: &Array2<f32>, tol: f32) {
@@ -24,7 +24,7 @@ fn linear_by_hand() {
         Linear::from_parameters(array![[1.0f32, 0.0], [-1.0, 1.0], [0.5, 2.0]], array![0.1, 0.2, 0.3]).unwrap();
     let y = lin.forward(array![[1.0f32, 2.0], [3.0, 4.0]].view()).unwrap();
     assert_all_close(&y, &array![[1.1, 1.2, 4.8], [3.1, 1.2, 9.8]], 1e-6);
-    let dx = lin.backward(Array2::ones((2, 3)).view(), true).unwrap().unwrap();
+    let dx = lin.backward(Array2::ones((2, 3)).view()).unwrap();
     assert_eq!(lin.weight_grad, array![[4.0, 6.0], [4.0, 6.0], [4.0, 6.0]]);
     assert_eq!(lin.bias_grad, array![2.0, 2.0, 2.0]);
     assert_eq!(dx, array![[0.5, 3.0], [0.5, 3.0]]);
@@ -36,125 +36,12 @@ fn gradients_accumulate_until_zero_grad() {
         Linear::from_parameters(array![[1.0f32, 0.0], [-1.0, 1.0], [0.5, 2.0]], array![0.1, 0.2, 0.3]).unwrap();
     for _ in 0..2 {
         lin.forward(array![[1.0f32, 2.0], [3.0, 4.0]].view()).unwrap();
-        // Skipping the input gradient keeps the parameter gradients.
-        assert!(lin.backward(Array2::ones((2, 3)).view(), false).unwrap().is_none());
+        lin.backward(Array2::ones((2, 3)).view()).unwrap();
     }
     assert_eq!(lin.bias_grad, array![4.0, 4.0, 4.0]);
     assert_eq!(lin.weight_grad.row(0), array![8.0, 12.0]);
     lin.zero_grad();
     assert!(lin.weight_grad.iter().chain(&lin.bias_grad).all(|&v| v == 0.0));
-}
-
-#[test]
-fn after_discard_grad_a_backward_overwrites_with_the_bits_of_zero_grad() {
-    let x = array![[1.0f32, 2.0], [3.0, 4.0]];
-    let g1 = array![[0.25f32, -1.0, 2.0], [0.5, 0.75, -0.25]];
-    let g2 = array![[1.5f32, 0.25, -0.5], [-2.0, 0.125, 3.0]];
-    let new_layer = || {
-        let mut lin =
-            Linear::from_parameters(array![[1.0f32, 0.0], [-1.0, 1.0], [0.5, 2.0]], array![0.1, 0.2, 0.3]).unwrap();
-        lin.forward(x.view()).unwrap();
-        lin.backward(g1.view(), false).unwrap();
-        lin
-    };
-    let (mut zeroed, mut discarded) = (new_layer(), new_layer());
-    zeroed.zero_grad();
-    discarded.discard_grad();
-    for lin in [&mut zeroed, &mut discarded] {
-        lin.forward(x.view()).unwrap();
-        lin.backward(g2.view(), false).unwrap();
-    }
-    // gᵀ·x and Σ_rows g of the second batch alone, as after zero_grad.
-    assert_eq!(discarded.weight_grad, zeroed.weight_grad);
-    assert_eq!(discarded.bias_grad, zeroed.bias_grad);
-    assert_eq!(discarded.bias_grad, array![-0.5, 0.375, 2.5]);
-    // Only the first backward after discard_grad overwrites: the next one adds again.
-    for lin in [&mut zeroed, &mut discarded] {
-        lin.forward(x.view()).unwrap();
-        lin.backward(g1.view(), false).unwrap();
-    }
-    assert_eq!(discarded.weight_grad, zeroed.weight_grad);
-    assert_eq!(discarded.bias_grad, zeroed.bias_grad);
-    assert_eq!(discarded.bias_grad, array![0.25, 0.125, 4.25]);
-}
-
-/// A `rows × cols` matrix of values in [-1, 1) with no simple pattern.
-fn pattern(rows: usize, cols: usize, seed: usize) -> Array2<f32> {
-    Array2::from_shape_fn((rows, cols), |(i, j)| {
-        ((i * 7919 + j * 104_729 + seed * 15_485_863) % 2003) as f32 / 1001.5 - 1.0
-    })
-}
-
-/// Backward and then SGD on the parameters, as `backprop_train::Sgd` updates them
-/// (`θ −= lr·(∂θ + λ·θ)`): the reference for the step fused into backward.
-fn backward_then_step(lin: &mut Linear, x: &Array2<f32>, g: &Array2<f32>, lr: f32, decay: f32) -> Array2<f32> {
-    lin.zero_grad();
-    lin.forward(x.view()).unwrap();
-    let dx = lin.backward(g.view(), true).unwrap().unwrap();
-    for (p, &d) in lin.weight.iter_mut().zip(&lin.weight_grad) {
-        *p -= lr * (d + decay * *p);
-    }
-    for (p, &d) in lin.bias.iter_mut().zip(&lin.bias_grad) {
-        *p -= lr * (d + decay * *p);
-    }
-    dx
-}
-
-#[test]
-fn an_sgd_step_in_backward_matches_backward_then_the_step() {
-    let (x, g) = (pattern(64, 40, 1), pattern(64, 30, 2));
-    let new_layer = || Linear::from_parameters(pattern(30, 40, 3), pattern(1, 30, 4).row(0).to_owned()).unwrap();
-    for decay in [0.0f32, 0.01] {
-        let mut reference = new_layer();
-        let want_dx = backward_then_step(&mut reference, &x, &g, 0.1, decay);
-        let mut fused = new_layer();
-        assert!(fused.can_step_in_backward());
-        fused.step_in_next_backward(SgdStep {
-            lr: 0.1,
-            weight_decay: decay,
-        });
-        fused.forward(x.view()).unwrap();
-        let dx = fused.backward(g.view(), true).unwrap().unwrap();
-        // ∂x from the weight before the step; the bias as the optimizer updates it.
-        assert_eq!(dx, want_dx);
-        assert_eq!(fused.bias, reference.bias);
-        if decay == 0.0 {
-            // A batch of 64 is summed in one panel: W − lr·(gᵀ·x) rounds as ∂W, then the step.
-            assert_eq!(fused.weight, reference.weight);
-        } else {
-            // (1 − lr·λ)·W − lr·(gᵀ·x) rounds differently from W − lr·(∂W + λ·W).
-            for (a, b) in fused.weight.iter().zip(&reference.weight) {
-                assert!((a - b).abs() <= 1e-6 * b.abs().max(1.0), "{a} vs {b}");
-            }
-            assert_ne!(fused.weight, new_layer().weight);
-        }
-        // The step is used once: the next backward stores gradients again, from scratch.
-        fused.forward(x.view()).unwrap();
-        fused.backward(g.view(), false).unwrap();
-        let mut plain = Linear::from_parameters(fused.weight.clone(), fused.bias.clone()).unwrap();
-        plain.forward(x.view()).unwrap();
-        plain.backward(g.view(), false).unwrap();
-        assert_eq!(fused.weight_grad, plain.weight_grad);
-        assert_eq!(fused.bias_grad, plain.bias_grad);
-    }
-}
-
-#[test]
-fn a_backward_that_fails_drops_the_step_asked_for() {
-    let (x, g) = (pattern(8, 4, 5), pattern(8, 3, 6));
-    let mut lin = Linear::from_parameters(pattern(3, 4, 7), pattern(1, 3, 8).row(0).to_owned()).unwrap();
-    let weight = lin.weight.clone();
-    lin.step_in_next_backward(SgdStep {
-        lr: 0.5,
-        weight_decay: 0.0,
-    });
-    lin.forward(x.view()).unwrap();
-    assert!(lin.backward(pattern(8, 2, 9).view(), false).is_err());
-    lin.zero_grad();
-    lin.forward(x.view()).unwrap();
-    lin.backward(g.view(), false).unwrap();
-    assert_eq!(lin.weight, weight, "no step after the failed backward");
-    assert!(lin.weight_grad.iter().any(|&v| v != 0.0), "gradients stored as usual");
 }
 
 #[test]
@@ -164,7 +51,7 @@ fn relu_by_hand() {
     let mut relu = Relu::new();
     let y = relu.forward(array![[-1.0f32, 0.0, 2.0]].view()).unwrap();
     assert_eq!(y, array![[0.0, 0.0, 2.0]]);
-    let dx = relu.backward(array![[5.0f32, 5.0, 5.0]].view(), true).unwrap().unwrap();
+    let dx = relu.backward(array![[5.0f32, 5.0, 5.0]].view()).unwrap();
     assert_eq!(dx, array![[0.0, 0.0, 5.0]]);
     // fastai's GeneralRelu(leak=0.1, sub=0.4, maxv=1.0):
     // x = [-2, 0.5, 3] → leaky [-0.2, 0.5, 3] → −0.4 → [-0.6, 0.1, 2.6] → clamp_max(1) → [-0.6, 0.1, 1.0]
@@ -172,7 +59,7 @@ fn relu_by_hand() {
     let mut general = Relu::general(0.1f32, 0.4, Some(1.0));
     let y = general.forward(array![[-2.0f32, 0.5, 3.0]].view()).unwrap();
     assert_all_close(&y, &array![[-0.6, 0.1, 1.0]], 1e-6);
-    let dx = general.backward(Array2::ones((1, 3)).view(), true).unwrap().unwrap();
+    let dx = general.backward(Array2::ones((1, 3)).view()).unwrap();
     assert_all_close(&dx, &array![[0.1, 1.0, 0.0]], 1e-7);
     assert_eq!(
         Relu::<f32>::shifted().forward(array![[1.0f32, -1.0]].view()).unwrap(),
@@ -238,16 +125,10 @@ fn bad_inputs_name_the_layer_and_both_shapes() {
     let mut lin = Linear::from_parameters(Array2::<f32>::zeros((50, 784)), ndarray::Array1::zeros(50)).unwrap();
     let err = lin.forward(Array2::zeros((64, 783)).view()).unwrap_err().to_string();
     assert_eq!(err, "Linear(784 → 50): input has shape [64, 783], expected [B, 784]");
-    let err = lin
-        .backward(Array2::zeros((64, 50)).view(), true)
-        .unwrap_err()
-        .to_string();
+    let err = lin.backward(Array2::zeros((64, 50)).view()).unwrap_err().to_string();
     assert!(err.contains("before forward"), "{err}");
     lin.forward(Array2::zeros((64, 784)).view()).unwrap();
-    let err = lin
-        .backward(Array2::zeros((32, 50)).view(), true)
-        .unwrap_err()
-        .to_string();
+    let err = lin.backward(Array2::zeros((32, 50)).view()).unwrap_err().to_string();
     assert!(err.contains("[32, 50]") && err.contains("[64, 50]"), "{err}");
 
     let mut ce = CrossEntropy::new();
@@ -281,62 +162,6 @@ fn bad_inputs_name_the_layer_and_both_shapes() {
     );
 }
 
-/// `forward`, `forward_owned` and the lent pair must give the same output and gradients,
-/// bit for bit: they differ only in whether the input is copied, moved or not kept.
-#[test]
-fn owned_and_lent_inputs_give_the_same_bits_as_forward() {
-    let x = Array2::from_shape_fn((5, 3), |(i, j)| ((i * 7 + j * 3) % 11) as f32 * 0.37 - 1.5);
-    let g = Array2::from_shape_fn((5, 4), |(i, j)| ((i * 5 + j) % 7) as f32 * 0.21 - 0.6);
-    let weight = Array2::from_shape_fn((4, 3), |(i, j)| (i as f32 - j as f32) * 0.3 + 0.1);
-    let fresh = || Linear::from_parameters(weight.clone(), ndarray::array![0.1f32, -0.2, 0.3, 0.05]).unwrap();
-
-    let mut kept = fresh();
-    let y = kept.forward(x.view()).unwrap();
-    let dx = kept.backward(g.view(), true).unwrap().unwrap();
-
-    let mut owned = fresh();
-    assert_eq!(owned.forward_owned(x.clone()).unwrap(), y);
-    assert_eq!(owned.backward(g.view(), true).unwrap().unwrap(), dx);
-    assert_eq!(
-        (&owned.weight_grad, &owned.bias_grad),
-        (&kept.weight_grad, &kept.bias_grad)
-    );
-
-    let mut lent = fresh();
-    assert_eq!(lent.forward_lent_input(x.view()).unwrap(), y);
-    assert_eq!(lent.backward_lent_input(x.view(), g.view(), true).unwrap().unwrap(), dx);
-    assert_eq!(
-        (&lent.weight_grad, &lent.bias_grad),
-        (&kept.weight_grad, &kept.bias_grad)
-    );
-    // Nothing was kept, so a plain backward has nothing to work from; a lent input of the
-    // wrong width is refused.
-    let err = lent.backward(g.view(), true).unwrap_err().to_string();
-    assert!(err.contains("before forward"), "{err}");
-    let err = lent
-        .backward_lent_input(Array2::zeros((5, 2)).view(), g.view(), true)
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("lent input") && err.contains("[5, 2]"), "{err}");
-
-    // ReLU: forward_owned keeps the moved input; the default lent pair keeps a copy.
-    let relu_g = Array2::from_shape_fn((5, 3), |(i, j)| (i + 2 * j) as f32 - 3.0);
-    let mut relu = Relu::general(0.1f32, 0.4, Some(1.2));
-    let y = relu.forward(x.view()).unwrap();
-    let dx = relu.backward(relu_g.view(), true).unwrap().unwrap();
-    let mut moved = Relu::general(0.1f32, 0.4, Some(1.2));
-    assert_eq!(moved.forward_owned(x.clone()).unwrap(), y);
-    assert_eq!(moved.backward(relu_g.view(), true).unwrap().unwrap(), dx);
-    let mut lent = Relu::general(0.1f32, 0.4, Some(1.2));
-    assert_eq!(lent.forward_lent_input(x.view()).unwrap(), y);
-    assert_eq!(
-        lent.backward_lent_input(x.view(), relu_g.view(), true)
-            .unwrap()
-            .unwrap(),
-        dx
-    );
-}
-
 /// The bias gradient is summed from slices when the output gradient is contiguous and row by
 /// row otherwise: both give the same bits. (The products may take other paths for other
 /// layouts, which round differently: those are compared within a tolerance.)
@@ -349,9 +174,9 @@ fn a_strided_output_gradient_gives_the_same_gradients() {
     let (mut contiguous, mut strided) = (fresh(), fresh());
     contiguous.forward(x.view()).unwrap();
     strided.forward(x.view()).unwrap();
-    let dx = contiguous.backward(g.view(), true).unwrap().unwrap();
+    let dx = contiguous.backward(g.view()).unwrap();
     assert!(g_column_major.t().as_slice().is_none());
-    assert_all_close(&strided.backward(g_column_major.t(), true).unwrap().unwrap(), &dx, 1e-6);
+    assert_all_close(&strided.backward(g_column_major.t()).unwrap(), &dx, 1e-6);
     assert_eq!(strided.bias_grad, contiguous.bias_grad);
     assert_all_close(&strided.weight_grad, &contiguous.weight_grad, 1e-6);
     assert_eq!(contiguous.bias_grad, g.sum_axis(ndarray::Axis(0)));

@@ -19,9 +19,8 @@
 //! per thread); small ones ([`gemm::PARALLEL_THRESHOLD`]) run on the calling thread, because
 //! waking a sleeping worker costs as much as the product. A loop that calls many products (a
 //! training loop) should run *inside* the pool, `pool.install(|| train(...))`: a call from inside
-//! the pool reaches the other worker in ~9 µs, one from outside in 17–50 µs; and
-//! [`with_workers_awake`] around the loop keeps the other workers polling, so that they pick up
-//! their half of each product at once instead of being woken for it.
+//! the pool reaches the other worker much sooner than one from outside. (Keeping the workers
+//! awake through such a loop is the training engine's business, in `backprop-train`.)
 //!
 //! **Determinism.** Each element of C is computed by the same operations in the same order,
 //! whatever the number of threads, so results are bit-identical with 1 or 2 (or 64) threads.
@@ -37,7 +36,6 @@
 //! The [`ladder`] module holds the steps from a triple loop to this kernel, each one public and
 //! tested, for reading and for `cargo xtask bench matmul`.
 
-mod awake;
 mod direct;
 pub mod gemm;
 mod kernel;
@@ -45,7 +43,6 @@ pub mod ladder;
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 
-pub use awake::{with_workers_awake, with_workers_awake_and};
 pub use kernel::{detect, Kernel};
 
 use gemm::{gemm_dispatch, MatMut, MatRef, Strided};

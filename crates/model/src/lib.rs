@@ -7,7 +7,7 @@
 //!
 //! ```
 //! use backprop_init::{rng, Init};
-//! use backprop_layers::Module;
+//! use backprop_layers::ModuleExt;
 //! use backprop_model::{checkpoint, mlp};
 //!
 //! let model = mlp(&[784, 50, 10], Init::KAIMING_RELU, &mut rng(0));

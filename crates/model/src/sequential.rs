@@ -4,7 +4,7 @@ use ndarray::{Array2, ArrayView2};
 
 use backprop_init::{Generator, Init};
 use backprop_layers::module::{ParamVisitor, ParamVisitorMut};
-use backprop_layers::{Float, LayerError, Linear, Module, Relu, SgdStep};
+use backprop_layers::{Float, LayerError, Linear, Module, ModuleExt, Relu};
 
 /// An ordered list of modules.
 ///
@@ -60,33 +60,10 @@ impl<T: Float> Sequential<T> {
         self.modules.is_empty()
     }
 
-    /// Backward pass for training: the first module's input gradient is skipped.
-    pub fn backward_params(&mut self, grad_output: ArrayView2<T>) -> Result<(), LayerError> {
-        self.backward(grad_output, false).map(|_| ())
-    }
-
-    /// Backward from the last module to the first; the first gets `lent_input` again when
-    /// forward ran with [`Module::forward_lent_input`].
-    fn backward_through(
-        &mut self,
-        grad_output: ArrayView2<T>,
-        input_grad: bool,
-        lent_input: Option<ArrayView2<T>>,
-    ) -> Result<Option<Array2<T>>, LayerError> {
-        let mut g: Option<Array2<T>> = None;
-        for (i, m) in self.modules.iter_mut().enumerate().rev() {
-            let want = i > 0 || input_grad;
-            let g_out = g.as_ref().map_or(grad_output.view(), |g| g.view());
-            let next = match lent_input {
-                Some(x) if i == 0 => m.backward_lent_input(x, g_out, want)?,
-                _ => m.backward(g_out, want)?,
-            };
-            if !want {
-                return Ok(None);
-            }
-            g = next;
-        }
-        Ok(Some(g.unwrap_or_else(|| grad_output.to_owned())))
+    /// The modules, mutably (to reach a layer's parameters, or for code that runs the layers
+    /// itself, as the training engine does).
+    pub fn modules_mut(&mut self) -> &mut [Box<dyn Module<T>>] {
+        &mut self.modules
     }
 
     /// A torchsummary-like table: index, module, output shape, parameter count, and totals.
@@ -138,38 +115,28 @@ impl<T: Float> Module<T> for Sequential<T> {
         format!("Sequential({} modules)", self.modules.len())
     }
 
+    /// `h₀ = x`, `hᵢ₊₁ = moduleᵢ(hᵢ)`.
     fn forward(&mut self, input: ArrayView2<T>) -> Result<Array2<T>, LayerError> {
         let Some((first, rest)) = self.modules.split_first_mut() else {
             return Ok(input.to_owned());
         };
-        let h = first.forward(input)?;
-        forward_owned_through(rest, h)
+        let mut h = first.forward(input)?;
+        for m in rest {
+            h = m.forward(h.view())?;
+        }
+        Ok(h)
     }
 
-    fn forward_owned(&mut self, input: Array2<T>) -> Result<Array2<T>, LayerError> {
-        forward_owned_through(&mut self.modules, input)
-    }
-
-    /// The first module gets the lent input; the others their predecessor's output, owned.
-    fn forward_lent_input(&mut self, input: ArrayView2<T>) -> Result<Array2<T>, LayerError> {
-        let Some((first, rest)) = self.modules.split_first_mut() else {
-            return Ok(input.to_owned());
+    /// `gᵢ = moduleᵢ.backward(gᵢ₊₁)`, from the last module to the first.
+    fn backward(&mut self, grad_output: ArrayView2<T>) -> Result<Array2<T>, LayerError> {
+        let Some((last, rest)) = self.modules.split_last_mut() else {
+            return Ok(grad_output.to_owned());
         };
-        let h = first.forward_lent_input(input)?;
-        forward_owned_through(rest, h)
-    }
-
-    fn backward_lent_input(
-        &mut self,
-        input: ArrayView2<T>,
-        grad_output: ArrayView2<T>,
-        input_grad: bool,
-    ) -> Result<Option<Array2<T>>, LayerError> {
-        self.backward_through(grad_output, input_grad, Some(input))
-    }
-
-    fn backward(&mut self, grad_output: ArrayView2<T>, input_grad: bool) -> Result<Option<Array2<T>>, LayerError> {
-        self.backward_through(grad_output, input_grad, None)
+        let mut g = last.backward(grad_output)?;
+        for m in rest.iter_mut().rev() {
+            g = m.backward(g.view())?;
+        }
+        Ok(g)
     }
 
     fn output_features(&self, input_features: usize) -> Result<usize, LayerError> {
@@ -189,33 +156,6 @@ impl<T: Float> Module<T> for Sequential<T> {
             m.visit_parameters_mut(&mut |name, v, g| f(&format!("{i}.{name}"), v, g));
         }
     }
-
-    fn discard_grad(&mut self) {
-        for m in &mut self.modules {
-            m.discard_grad();
-        }
-    }
-
-    fn can_step_in_backward(&self) -> bool {
-        self.modules.iter().all(|m| m.can_step_in_backward())
-    }
-
-    fn step_in_next_backward(&mut self, step: SgdStep<T>) {
-        for m in &mut self.modules {
-            m.step_in_next_backward(step);
-        }
-    }
-}
-
-/// `modules` one after the other on `h`, each output handed to the next by value.
-fn forward_owned_through<T: Float>(
-    modules: &mut [Box<dyn Module<T>>],
-    mut h: Array2<T>,
-) -> Result<Array2<T>, LayerError> {
-    for m in modules {
-        h = m.forward_owned(h)?;
-    }
-    Ok(h)
 }
 
 /// A multi-layer perceptron `sizes[0] → sizes[1] → … → sizes[n]`: Linear layers with a ReLU

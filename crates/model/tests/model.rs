@@ -2,7 +2,7 @@ use std::collections::HashMap;
 
 use backprop_init::{rng, Init};
 use backprop_layers::gradcheck::{self, LossObjective};
-use backprop_layers::{CrossEntropy, Linear, Module, Mse, Relu};
+use backprop_layers::{CrossEntropy, Linear, Module, ModuleExt, Mse, Relu};
 use backprop_model::checkpoint::{self, Tensors};
 use backprop_model::{mlp, ModelError, Sequential};
 use ndarray::{Array2, ArrayD, IxDyn};
@@ -59,96 +59,23 @@ fn sequential_passes_the_gradient_check_with_each_loss() {
 }
 
 #[test]
-fn first_layer_input_gradient_is_skipped_in_training() {
+fn gradients_accumulate_through_the_stack_until_zero_grad() {
     let mut model = mlp(&[4, 3, 2], Init::KAIMING_RELU, &mut rng(0));
-    let x = Array2::<f32>::ones((2, 4));
+    let x = Array2::from_shape_fn((2, 4), |(i, j)| (i + j) as f32 * 0.5 - 0.7);
     let y = model.forward(x.view()).unwrap();
-    model.backward_params(Array2::ones(y.dim()).view()).unwrap();
-    let mut nonzero = 0;
-    model.visit_parameters(&mut |_, _, g| nonzero += g.iter().filter(|v| **v != 0.0).count());
-    assert!(nonzero > 0);
-    // Asked for, it is computed, and the parameter gradients accumulate (twice the first).
-    let dx = model.backward(Array2::ones(y.dim()).view(), true).unwrap().unwrap();
+    let dx = model.backward(Array2::ones(y.dim()).view()).unwrap();
     assert_eq!(dx.dim(), (2, 4));
     let mut first = Vec::new();
     model.visit_parameters(&mut |name, _, g| first.push((name.to_string(), g.to_owned())));
-    model.zero_grad();
-    model.backward_params(Array2::ones(y.dim()).view()).unwrap();
+    assert!(first.iter().any(|(_, g)| g.iter().any(|&v| v != 0.0)));
+    // A second backward adds the same gradients again: twice the first.
+    model.backward(Array2::ones(y.dim()).view()).unwrap();
     model.visit_parameters(&mut |name, _, g| {
-        let twice = &first.iter().find(|(n, _)| n == name).unwrap().1;
-        assert!(twice
-            .iter()
-            .zip(g.iter())
-            .all(|(t, g)| (t - 2.0 * g).abs() <= 1e-6 * t.abs().max(1.0)));
+        let once = &first.iter().find(|(n, _)| n == name).unwrap().1;
+        assert!(once.iter().zip(g.iter()).all(|(o, g)| *g == 2.0 * o), "{name}");
     });
-}
-
-#[test]
-fn discard_grad_reaches_every_layer_and_gives_the_bits_of_zero_grad() {
-    let x = Array2::from_shape_fn((5, 6), |(i, j)| ((i * 7 + j * 3) % 11) as f32 / 5.0 - 1.0);
-    let grads = |model: &Sequential<f32>| {
-        let mut all = Vec::new();
-        model.visit_parameters(&mut |name, _, g| all.push((name.to_string(), g.to_owned())));
-        all
-    };
-    let run = |discard: bool| {
-        let mut model = mlp(&[6, 5, 4, 3], Init::KAIMING_RELU, &mut rng(4));
-        for step in 0..3 {
-            let y = model.forward(x.view()).unwrap();
-            let g = y.mapv(|v| v * 0.25 + step as f32);
-            model.backward_params(g.view()).unwrap();
-            if step < 2 {
-                if discard {
-                    model.discard_grad();
-                } else {
-                    model.zero_grad();
-                }
-            }
-        }
-        grads(&model)
-    };
-    let (zeroed, discarded) = (run(false), run(true));
-    assert_eq!(zeroed.len(), 6);
-    // Sequential hands discard_grad to each Linear, which writes nothing (the saving): the
-    // old values stay until the next backward overwrites them.
-    let mut model = mlp(&[6, 5, 4, 3], Init::KAIMING_RELU, &mut rng(4));
-    let y = model.forward(x.view()).unwrap();
-    model.backward_params(y.view()).unwrap();
-    let before = grads(&model);
-    model.discard_grad();
-    assert_eq!(grads(&model), before);
-    for ((name, z), (_, d)) in zeroed.iter().zip(&discarded) {
-        assert!(z.iter().zip(d).all(|(a, b)| a.to_bits() == b.to_bits()), "{name}");
-    }
-}
-
-/// The fit loop lends the batch to the first layer (`forward_lent_input`) and hands each
-/// activation on by value (`forward_owned`): the same bits as the plain forward and backward.
-#[test]
-fn lent_and_owned_inputs_give_the_same_bits_as_forward() {
-    let x = Array2::from_shape_fn((6, 8), |(i, j)| ((i * 5 + j * 3) % 13) as f32 / 6.0 - 1.0);
-    let grads = |model: &Sequential<f32>| {
-        let mut all = Vec::new();
-        model.visit_parameters(&mut |name, _, g| all.push((name.to_string(), g.to_owned())));
-        all
-    };
-    let mut plain = mlp(&[8, 7, 5, 3], Init::KAIMING_RELU, &mut rng(3));
-    let y = plain.forward(x.view()).unwrap();
-    let g = y.mapv(|v| v * 0.5 - 0.1);
-    let dx = plain.backward(g.view(), true).unwrap().unwrap();
-
-    let mut lent = mlp(&[8, 7, 5, 3], Init::KAIMING_RELU, &mut rng(3));
-    assert_eq!(lent.forward_lent_input(x.view()).unwrap(), y);
-    assert_eq!(lent.backward_lent_input(x.view(), g.view(), true).unwrap().unwrap(), dx);
-    assert_eq!(grads(&lent), grads(&plain));
-    // The first layer kept nothing: a plain backward is an error, not stale gradients.
-    let err = lent.backward(g.view(), false).unwrap_err().to_string();
-    assert!(err.contains("Linear(8 → 7)") && err.contains("before forward"), "{err}");
-
-    let mut owned = mlp(&[8, 7, 5, 3], Init::KAIMING_RELU, &mut rng(3));
-    assert_eq!(owned.forward_owned(x.clone()).unwrap(), y);
-    assert_eq!(owned.backward(g.view(), true).unwrap().unwrap(), dx);
-    assert_eq!(grads(&owned), grads(&plain));
+    model.zero_grad();
+    model.visit_parameters(&mut |name, _, g| assert!(g.iter().all(|&v| v == 0.0), "{name}"));
 }
 
 #[test]

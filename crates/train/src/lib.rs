@@ -28,6 +28,7 @@
 //! ```
 
 pub mod checkpoint;
+pub mod engine;
 pub mod error;
 pub mod fit;
 pub mod metrics;

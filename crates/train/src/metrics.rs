@@ -7,6 +7,7 @@ use backprop_data::{DataLoader, Normalization, Order, Subset};
 use backprop_layers::Module;
 use backprop_model::Sequential;
 
+use crate::engine::Network;
 use crate::error::TrainError;
 use crate::task::{Objective, Task};
 
@@ -43,7 +44,8 @@ pub struct Evaluation {
     pub confusion: Vec<Vec<usize>>,
 }
 
-/// Evaluates `model` on all of `subset`, in order, in batches of `batch_size`.
+/// Evaluates `model` on all of `subset`, in order, in batches of `batch_size` (through the
+/// engine's forward, which keeps no copy of the batch, when the model is one it runs).
 pub fn evaluate(
     model: &mut Sequential<f32>,
     subset: &Subset,
@@ -56,9 +58,13 @@ pub fn evaluate(
     let mut objective = Objective::new(task);
     let (mut loss, mut correct) = (Mean::default(), 0usize);
     let mut confusion = vec![vec![0usize; classes]; classes];
+    let mut network = Network::plan(model);
     let mut epoch = loader.epoch(0);
     while let Some(batch) = epoch.next_batch() {
-        let output = model.forward_lent_input(batch.x)?;
+        let output = match &mut network {
+            Some(network) => network.forward(model, batch.x)?.to_owned(),
+            None => model.forward(batch.x)?,
+        };
         loss.add(objective.loss(output.view(), batch.y)? as f64, batch.y.len());
         for (&label, predicted) in batch.y.iter().zip(objective.predictions(output.view())) {
             confusion[label as usize][predicted] += 1;

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use ndarray::{ArrayD, Zip};
+use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, IxDyn, Zip};
 
 use backprop_layers::Module;
 
@@ -31,37 +31,44 @@ impl Sgd {
     }
 
     /// One update of every parameter of `model` with learning rate `lr`. The gradients are
-    /// left as they are (as `torch.optim.SGD.step`): a training loop then calls [`Module::discard_grad`] (the fit loop does), or
-    /// [`Module::zero_grad`] for gradients that read as zeros until the next backward.
+    /// left as they are (as `torch.optim.SGD.step`): a training loop then calls `zero_grad`.
     pub fn step(&mut self, model: &mut dyn Module<f32>, lr: f32) {
         let (momentum, decay) = (self.momentum, self.weight_decay);
-        let velocity = &mut self.velocity;
-        model.visit_parameters_mut(&mut |name, mut value, grad| {
-            let velocity = if momentum == 0.0 {
-                None
-            } else {
-                // Look up before inserting: the key is allocated once, not on every step.
-                if !velocity.contains_key(name) {
-                    velocity.insert(name.to_string(), ArrayD::zeros(value.raw_dim()));
-                }
-                Some(velocity.get_mut(name).expect("inserted above"))
-            };
-            match (value.as_slice_mut(), grad.as_slice()) {
-                (Some(value), Some(grad)) => {
-                    let velocity = velocity.map(|v| v.as_slice_mut().expect("created in standard layout"));
-                    update_slices(value, grad, velocity, lr, momentum, decay);
-                }
-                // Not contiguous (no layer of ours does this): the same formulas, element by element.
-                _ => {
-                    let mut scratch = ArrayD::zeros(value.raw_dim());
-                    let v = velocity.unwrap_or(&mut scratch);
-                    Zip::from(&mut value)
-                        .and(&grad)
-                        .and(v)
-                        .for_each(|p, &g, v| update_one(p, g, v, lr, momentum, decay));
-                }
-            }
+        model.visit_parameters_mut(&mut |name, value, grad| {
+            let velocity = self.velocity_for(name, value.shape());
+            Sgd::update(value, grad.view(), velocity, lr, momentum, decay);
         });
+    }
+
+    /// The formulas above on one parameter, element by element.
+    pub(crate) fn update(
+        value: ArrayViewMutD<f32>,
+        grad: ArrayViewD<f32>,
+        velocity: Option<&mut ArrayD<f32>>,
+        lr: f32,
+        momentum: f32,
+        decay: f32,
+    ) {
+        match velocity {
+            None => Zip::from(value).and(grad).for_each(|p, &g| *p -= lr * (g + decay * *p)),
+            Some(v) => Zip::from(value).and(grad).and(v).for_each(|p, &g, v| {
+                *v = momentum * *v + (g + decay * *p);
+                *p -= lr * *v;
+            }),
+        }
+    }
+
+    /// The momentum buffer of parameter `name`, created as zeros on first use; `None` without
+    /// momentum.
+    pub(crate) fn velocity_for(&mut self, name: &str, shape: &[usize]) -> Option<&mut ArrayD<f32>> {
+        if self.momentum == 0.0 {
+            return None;
+        }
+        // Look up before inserting: the key is allocated once, not on every step.
+        if !self.velocity.contains_key(name) {
+            self.velocity.insert(name.to_string(), ArrayD::zeros(IxDyn(shape)));
+        }
+        self.velocity.get_mut(name)
     }
 
     /// The momentum buffers (empty without momentum or before the first step).
@@ -72,62 +79,5 @@ impl Sgd {
     /// Restores momentum buffers saved from [`Sgd::state`].
     pub fn load_state(&mut self, velocity: BTreeMap<String, ArrayD<f32>>) {
         self.velocity = velocity;
-    }
-}
-
-/// Parameters updated in parallel when a tensor has at least this many elements (and the step
-/// runs inside a pool of more than one thread). Each element's update is independent of every other, so the
-/// split cannot change a bit.
-///
-/// A tensor is cut into one contiguous part per thread, and the calling thread updates the
-/// first: the same halves, on the same cores, as the matrix products that read the weight and
-/// write its gradient (`backprop_matmul` computes a split product's first block on the calling
-/// thread). Parts of 16K elements, handed out by rayon's recursive halving, put some of each
-/// half on the other core: on two threads of an Intel Xeon, 784-256-10 at batch 64 took
-/// 0.245-0.292 s an epoch that way and 0.232-0.242 s this way, 784-256-256-10 0.420-0.446 s and
-/// 0.374-0.379 s.
-const PARALLEL_UPDATE: usize = 1 << 16;
-
-/// The update of contiguous parameter, gradient and (with momentum) velocity slices.
-fn update_slices(value: &mut [f32], grad: &[f32], velocity: Option<&mut [f32]>, lr: f32, momentum: f32, decay: f32) {
-    // One loop per case, each without branches inside, so that each vectorizes.
-    let serial = |value: &mut [f32], grad: &[f32], velocity: Option<&mut [f32]>| match velocity {
-        None => {
-            for (p, g) in value.iter_mut().zip(grad) {
-                *p -= lr * (*g + decay * *p);
-            }
-        }
-        Some(velocity) => {
-            for ((p, g), v) in value.iter_mut().zip(grad).zip(velocity.iter_mut()) {
-                *v = momentum * *v + (*g + decay * *p);
-                *p -= lr * *v;
-            }
-        }
-    };
-    // Split only from inside a pool of several threads (the fit loop runs in one): from
-    // outside, reaching the workers costs more than the update.
-    let in_pool = rayon::current_thread_index().is_some();
-    if value.len() < PARALLEL_UPDATE || !in_pool || rayon::current_num_threads() == 1 {
-        return serial(value, grad, velocity);
-    }
-    use rayon::prelude::*;
-    // One part per thread, in whole 64-byte lines.
-    let chunk = value.len().div_ceil(rayon::current_num_threads()).next_multiple_of(16);
-    let chunks = value.par_chunks_mut(chunk).zip(grad.par_chunks(chunk));
-    match velocity {
-        None => chunks.for_each(|(value, grad)| serial(value, grad, None)),
-        Some(velocity) => chunks
-            .zip(velocity.par_chunks_mut(chunk))
-            .for_each(|((value, grad), velocity)| serial(value, grad, Some(velocity))),
-    }
-}
-
-/// One element, as [`update_slices`] does it (for tensors that are not contiguous).
-fn update_one(p: &mut f32, g: f32, v: &mut f32, lr: f32, momentum: f32, decay: f32) {
-    if momentum == 0.0 {
-        *p -= lr * (g + decay * *p);
-    } else {
-        *v = momentum * *v + (g + decay * *p);
-        *p -= lr * *v;
     }
 }

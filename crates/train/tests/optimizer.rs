@@ -5,6 +5,7 @@ use backprop_data::{Normalization, Subset};
 use backprop_init::{rng, Init};
 use backprop_layers::{Linear, Module};
 use backprop_model::{mlp, Sequential};
+use backprop_train::engine;
 use backprop_train::{
     fit, BatchInfo, Callbacks, EpochReport, FitConfig, Flow, Schedule, Sgd, Task, TrainError, TrainState,
 };
@@ -68,24 +69,30 @@ fn model_with_gradients(sizes: &[usize]) -> Sequential<f32> {
     let x = Array2::from_shape_fn((32, sizes[0]), |_| gen.random_range(-1.0f32..1.0));
     let out = model.forward(x.view()).unwrap();
     let g = out.mapv(|v| v * 0.01 + 0.001);
-    model.backward_params(g.view()).unwrap();
+    model.backward(g.view()).unwrap();
     model
 }
 
 #[test]
-fn parallel_update_gives_the_bits_of_the_serial_one() {
-    let run = |threads: usize| {
+fn the_engines_split_update_gives_the_bits_of_the_lessons_step() {
+    let run = |threads: usize, split: bool| {
         let mut model = model_with_gradients(&[784, 300, 10]);
         let mut sgd = Sgd::new(0.9, 5e-4);
         pool(threads).install(|| {
             for _ in 0..4 {
-                sgd.step(&mut model, 0.05);
+                if split {
+                    engine::update::sgd_step(&mut model, &mut sgd, 0.05);
+                } else {
+                    sgd.step(&mut model, 0.05);
+                }
             }
         });
         bits(&model, &sgd)
     };
-    let serial = run(1);
-    assert_eq!(serial, run(2));
+    let serial = run(1, false);
+    assert_eq!(serial, run(2, false));
+    assert_eq!(serial, run(1, true));
+    assert_eq!(serial, run(2, true));
     // And the update did something.
     assert_ne!(
         serial,
@@ -130,8 +137,8 @@ fn config(epochs: usize, seed: u64) -> FitConfig {
 
 #[test]
 fn fit_gives_the_same_bits_on_one_and_two_threads() {
-    // With momentum (the optimizer's step after backward) and without (the step fused into
-    // backward, `Module::step_in_next_backward`).
+    // With momentum (the optimizer's step after backward) and without (the engine fuses the
+    // step into the weight-gradient product).
     for momentum in [0.9, 0.0] {
         fit_on_one_and_two_threads(FitConfig {
             momentum,
@@ -207,7 +214,7 @@ impl Callbacks for StopAt {
 
 #[test]
 fn a_run_stopped_mid_epoch_resumes_from_its_last_epoch_to_the_same_bits() {
-    // With momentum, and without (the SGD step fused into backward).
+    // With momentum, and without (the engine's SGD step fused into the product).
     for momentum in [0.9, 0.0] {
         stop_and_resume(FitConfig {
             momentum,

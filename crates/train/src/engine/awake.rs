@@ -23,7 +23,7 @@ const SPIN_POLLS: u32 = 2000;
 ///
 /// ```
 /// let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
-/// let total = pool.install(|| backprop_matmul::with_workers_awake(|| (1..=10).sum::<u32>()));
+/// let total = pool.install(|| backprop_train::engine::with_workers_awake(|| (1..=10).sum::<u32>()));
 /// assert_eq!(total, 55);
 /// ```
 pub fn with_workers_awake<R>(f: impl FnOnce() -> R) -> R {
@@ -33,7 +33,7 @@ pub fn with_workers_awake<R>(f: impl FnOnce() -> R) -> R {
 /// [`with_workers_awake`], where a worker that finds no rayon job calls `idle_work` before
 /// polling again: a small piece of background work (a few µs at most, so that a product's
 /// half is not held up) that returns whether it did anything. The training loop passes the
-/// conversion of the next batch this way (`backprop_data::SharedConversion`), which the other
+/// conversion of the next batch this way ([`SharedConversion`](super::SharedConversion)), which the other
 /// worker then does in the gaps between its halves of the products.
 ///
 /// ```
@@ -41,7 +41,7 @@ pub fn with_workers_awake<R>(f: impl FnOnce() -> R) -> R {
 /// let pieces_left = AtomicUsize::new(100);
 /// let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
 /// let idle_work = || pieces_left.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1)).is_ok();
-/// pool.install(|| backprop_matmul::with_workers_awake_and(&idle_work, || {
+/// pool.install(|| backprop_train::engine::with_workers_awake_and(&idle_work, || {
 ///     while pieces_left.load(Ordering::Acquire) > 0 {
 ///         idle_work(); // the loop may take pieces too
 ///     }
