@@ -95,7 +95,7 @@ unsafe fn normalize_pixels_avx512(out: &mut [f32], pixels: &[u8], scale: f32, sh
 
 /// Converts the first `rows` examples of `indices` into `x` (`rows` rows of the subset's
 /// features): `x = pixel · scale + shift`. Prefetches the images of the rows that follow, up
-/// to [`PREFETCH_DISTANCE`] ahead, past `rows` when `indices` goes on. (Public so that a
+/// to a few rows ahead, past `rows` when `indices` goes on. (Public so that a
 /// training loop can convert a batch in pieces of its own choosing, into a [`BatchBuffer`]'s
 /// [`prepare`](BatchBuffer::prepare)d place.)
 pub fn convert_rows(subset: &Subset, x: &mut [f32], indices: &[u32], rows: usize, scale: f32, shift: f32) {

@@ -12,7 +12,7 @@
 //! ```
 //!
 //! That is the loop for any model. A model made only of this workspace's `Linear` and plain
-//! `ReLU` layers runs the same steps through the [`engine`](crate::engine) instead, which
+//! `ReLU` layers runs the same steps through the [`engine`](mod@crate::engine) instead, which
 //! computes the same numbers with less memory traffic (same bits, or within 1e-6 relative
 //! where the engine fuses an update into a product: see its docs).
 //!

@@ -5,6 +5,12 @@
 //! per-epoch [`Callbacks`], metrics weighted by batch size ([`metrics`]), and run folders
 //! written atomically ([`checkpoint`]).
 //!
+//! **Two floors.** Everything above is the lesson: `fit` runs `forward`, the loss,
+//! `backward`, `Sgd::step` and `zero_grad` for any model. The [`engine`] is the floor beneath,
+//! which a reader can skip: for a model made only of the workspace's `Linear` and plain `ReLU`
+//! layers, `fit` runs the same formulas there with the savings only speed needs, and
+//! `tests/engine.rs` holds the two floors to each other.
+//!
 //! Reproducible by construction: with a seed, a run gives bit-identical weights every time and
 //! for any number of threads (the matrix products are deterministic, the shuffle is a function
 //! of the seed and the epoch, and every reduction runs in a fixed order), and a run resumed from

@@ -1,7 +1,7 @@
 //! The engine: everything the training loop does **only for speed**, in one place a reader can
 //! skip.
 //!
-//! The lesson's path ([`crate::fit`] with any model) is `model.forward`, the loss,
+//! The lesson's path ([`fit()`](crate::fit()) with any model) is `model.forward`, the loss,
 //! `model.backward`, [`Sgd::step`](crate::Sgd::step), `zero_grad`: every layer keeps its
 //! input, every gradient is accumulated into zeros and then read by the optimizer. For a
 //! [`Sequential`] made only of the crate's own [`Linear`] layers and plain [`Relu`]s, the loop
