@@ -287,9 +287,15 @@ impl Path {
                 // the products they convert the next batch, a few rows at a time.
                 let shared = SharedConversion::new();
                 let idle_work = || shared.convert_piece();
-                engine::with_workers_awake_and(&idle_work, || {
+                // On a busy machine the helpers are parked while they keep being preempted
+                // (`engine::awake::Contention`): the products then run on this thread alone.
+                engine::with_workers_awake_and(&idle_work, |helpers| {
+                    let mut contention = engine::awake::Contention::default();
                     let mut step = Step::Engine(network);
-                    engine::conversion::for_each_batch(&epoch, &shared, buffers, |batch| each_step(batch, &mut step))
+                    engine::conversion::for_each_batch(&epoch, &shared, buffers, |batch| {
+                        contention.update(helpers);
+                        each_step(batch, &mut step)
+                    })
                 })
             }
         }

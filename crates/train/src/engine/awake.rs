@@ -5,12 +5,93 @@
 //! takes longer than a half of a training step's product (~40 µs here), and the calling thread
 //! ends up computing both halves itself. [`with_workers_awake`] keeps the other workers busy
 //! polling for work, so they pick up each half at once.
+//!
+//! **On a busy machine** a polling helper shares its core with other programs. The OS then
+//! takes the core away from it for a whole time slice, often while it holds half of a product,
+//! and the loop waits for that half: two threads end up slower than one. So the helpers watch
+//! for it: a helper that finds a gap of [`PREEMPTION_GAP`] between two of its idle polls was not
+//! running, and counts it ([`Helpers::preemptions`]). [`Contention`] then
+//! [`park`](Helpers::park)s them for a while: they sleep instead of polling, and a product the
+//! loop splits meanwhile is computed whole by the loop's own thread, which takes back the half
+//! nobody stole. Who computes a block never changes how, so none of this changes a bit.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 /// Idle polls (a few µs each at most) before a helper also yields its core to the OS on each
 /// poll: the gaps between a training step's products are shorter than this.
 const SPIN_POLLS: u32 = 2000;
+
+/// A gap this long between two idle polls of a helper means the OS ran something else on its
+/// core: an idle poll takes well under a microsecond, and a time slice is milliseconds.
+pub const PREEMPTION_GAP: Duration = Duration::from_micros(250);
+
+/// How long a parked helper sleeps between looks at whether it is wanted again.
+const PARKED_NAP: Duration = Duration::from_micros(200);
+
+/// What the loop inside [`with_workers_awake_and`] can see of, and ask of, the helpers.
+#[derive(Debug, Default)]
+pub struct Helpers {
+    count: usize,
+    done: AtomicBool,
+    parked: AtomicBool,
+    preemptions: AtomicU64,
+}
+
+impl Helpers {
+    /// How many helpers poll (the pool's other workers; 0 outside a pool).
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// How many times so far a helper found it had not been running while it polled.
+    pub fn preemptions(&self) -> u64 {
+        self.preemptions.load(Ordering::Relaxed)
+    }
+
+    /// Parks the helpers (`true`: they sleep, a nap at a time, and run no rayon job) or has
+    /// them poll again (`false`). The loop should run its products on one thread meanwhile: a
+    /// job offered to a parked pool waits for the loop's own thread to take it back.
+    pub fn park(&self, parked: bool) {
+        self.parked.store(parked, Ordering::Release);
+    }
+
+    /// Whether the helpers are parked.
+    pub fn parked(&self) -> bool {
+        self.parked.load(Ordering::Acquire)
+    }
+
+    /// One helper's loop, until `done`.
+    fn poll(&self, idle_work: &(dyn Fn() -> bool + Sync)) {
+        let mut idle_polls = 0u32;
+        let mut last_idle = Instant::now();
+        while !self.done.load(Ordering::Acquire) {
+            if self.parked.load(Ordering::Acquire) {
+                std::thread::sleep(PARKED_NAP);
+                last_idle = Instant::now();
+                continue;
+            }
+            if rayon::yield_now() == Some(rayon::Yield::Executed) || idle_work() {
+                idle_polls = 0;
+                last_idle = Instant::now();
+                continue;
+            }
+            let now = Instant::now();
+            if now.duration_since(last_idle) >= PREEMPTION_GAP {
+                self.preemptions.fetch_add(1, Ordering::Relaxed);
+            }
+            last_idle = now;
+            if idle_polls < SPIN_POLLS {
+                idle_polls += 1;
+                std::hint::spin_loop();
+            } else {
+                // Long without work: still poll, but let the OS run anything else that wants
+                // this core.
+                std::thread::yield_now();
+            }
+        }
+    }
+}
 
 /// Runs `f` on this thread while every other worker of the current rayon pool polls for work
 /// (`rayon::yield_now`) instead of sleeping. Returns what `f` returns.
@@ -27,58 +108,51 @@ const SPIN_POLLS: u32 = 2000;
 /// assert_eq!(total, 55);
 /// ```
 pub fn with_workers_awake<R>(f: impl FnOnce() -> R) -> R {
-    with_workers_awake_and(&|| false, f)
+    with_workers_awake_and(&|| false, |_| f())
 }
 
 /// [`with_workers_awake`], where a worker that finds no rayon job calls `idle_work` before
 /// polling again: a small piece of background work (a few µs at most, so that a product's
 /// half is not held up) that returns whether it did anything. The training loop passes the
-/// conversion of the next batch this way ([`SharedConversion`](super::SharedConversion)), which the other
-/// worker then does in the gaps between its halves of the products.
+/// conversion of the next batch this way ([`SharedConversion`](super::SharedConversion)),
+/// which the other worker then does in the gaps between its halves of the products. `f` gets
+/// the [`Helpers`], to see whether they are being preempted and to park them.
 ///
 /// ```
 /// use std::sync::atomic::{AtomicUsize, Ordering};
 /// let pieces_left = AtomicUsize::new(100);
 /// let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
 /// let idle_work = || pieces_left.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1)).is_ok();
-/// pool.install(|| backprop_train::engine::with_workers_awake_and(&idle_work, || {
+/// pool.install(|| backprop_train::engine::with_workers_awake_and(&idle_work, |helpers| {
+///     assert_eq!(helpers.count(), 1);
 ///     while pieces_left.load(Ordering::Acquire) > 0 {
 ///         idle_work(); // the loop may take pieces too
 ///     }
 /// }));
 /// assert_eq!(pieces_left.load(Ordering::Acquire), 0);
 /// ```
-pub fn with_workers_awake_and<R>(idle_work: &(dyn Fn() -> bool + Sync), f: impl FnOnce() -> R) -> R {
-    let helpers = rayon::current_num_threads().saturating_sub(1);
-    if helpers == 0 || rayon::current_thread_index().is_none() {
-        return f();
+pub fn with_workers_awake_and<R>(idle_work: &(dyn Fn() -> bool + Sync), f: impl FnOnce(&Helpers) -> R) -> R {
+    let count = rayon::current_num_threads().saturating_sub(1);
+    if count == 0 || rayon::current_thread_index().is_none() {
+        return f(&Helpers::default());
     }
-    let done = AtomicBool::new(false);
+    let helpers = Helpers {
+        count,
+        ..Helpers::default()
+    };
     let started = AtomicUsize::new(0);
     // In place: `f` runs on this very thread, so it need not be `Send`.
     rayon::in_place_scope(|scope| {
-        for _ in 0..helpers {
+        for _ in 0..count {
             scope.spawn(|_| {
                 started.fetch_add(1, Ordering::AcqRel);
-                let mut idle_polls = 0u32;
-                while !done.load(Ordering::Acquire) {
-                    if rayon::yield_now() == Some(rayon::Yield::Executed) || idle_work() {
-                        idle_polls = 0;
-                    } else if idle_polls < SPIN_POLLS {
-                        idle_polls += 1;
-                        std::hint::spin_loop();
-                    } else {
-                        // Long without work: still poll, but let the OS run anything else
-                        // that wants this core (on a busy machine spinning would steal it).
-                        std::thread::yield_now();
-                    }
-                }
+                helpers.poll(idle_work);
             });
         }
         // Every helper must be running on a worker of its own before `f` starts: otherwise
         // this thread, waiting inside `f` for a split product, could take a helper job from
         // its own queue and spin in it forever.
-        while started.load(Ordering::Acquire) < helpers {
+        while started.load(Ordering::Acquire) < count {
             std::hint::spin_loop();
         }
         // Release the helpers even if `f` panics (the scope would wait for them forever).
@@ -88,9 +162,86 @@ pub fn with_workers_awake_and<R>(idle_work: &(dyn Fn() -> bool + Sync), f: impl 
                 self.0.store(true, Ordering::Release);
             }
         }
-        let _release = Release(&done);
-        f()
+        let _release = Release(&helpers.done);
+        f(&helpers)
     })
+}
+
+/// When to park the helpers: as soon as they were preempted [`Contention::PREEMPTIONS`] times
+/// within [`Contention::WINDOW`], for a while that doubles each time it happens again (from
+/// [`Contention::FIRST_BACKOFF`] up to [`Contention::LONGEST_BACKOFF`]), and is forgotten after
+/// a calm stretch. On an idle machine helpers are hardly ever preempted, and this costs one
+/// clock read per step.
+#[derive(Debug)]
+pub struct Contention {
+    seen: u64,
+    window_start: Instant,
+    in_window: u64,
+    parked_until: Option<Instant>,
+    backoff: Duration,
+    calm_since: Instant,
+}
+
+impl Default for Contention {
+    fn default() -> Self {
+        let now = Instant::now();
+        Contention {
+            seen: 0,
+            window_start: now,
+            in_window: 0,
+            parked_until: None,
+            backoff: Self::FIRST_BACKOFF,
+            calm_since: now,
+        }
+    }
+}
+
+impl Contention {
+    /// Preemptions within [`Contention::WINDOW`] that mean the helpers' cores are shared.
+    pub const PREEMPTIONS: u64 = 3;
+    /// See [`Contention::PREEMPTIONS`].
+    pub const WINDOW: Duration = Duration::from_millis(50);
+    /// The first time parked.
+    pub const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+    /// The longest time parked before the helpers are tried again.
+    pub const LONGEST_BACKOFF: Duration = Duration::from_millis(1600);
+    /// Polling this long without contention resets the backoff.
+    pub const CALM: Duration = Duration::from_secs(2);
+
+    /// Looks at the helpers before a step: parks or unparks them as the rule above says.
+    pub fn update(&mut self, helpers: &Helpers) {
+        if helpers.count() == 0 {
+            return;
+        }
+        let now = Instant::now();
+        if let Some(until) = self.parked_until {
+            if now < until {
+                return;
+            }
+            // Try them again.
+            self.parked_until = None;
+            helpers.park(false);
+            self.window_start = now;
+            self.in_window = 0;
+            self.calm_since = now;
+        }
+        let preemptions = helpers.preemptions();
+        if now.duration_since(self.window_start) > Self::WINDOW {
+            self.window_start = now;
+            self.in_window = 0;
+        }
+        self.in_window += preemptions - self.seen;
+        self.seen = preemptions;
+        if self.in_window >= Self::PREEMPTIONS {
+            helpers.park(true);
+            self.parked_until = Some(now + self.backoff);
+            self.backoff = (self.backoff * 2).min(Self::LONGEST_BACKOFF);
+            self.in_window = 0;
+        } else if now.duration_since(self.calm_since) > Self::CALM {
+            self.backoff = Self::FIRST_BACKOFF;
+            self.calm_since = now;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -121,7 +272,7 @@ mod tests {
         let pieces_done = AtomicUsize::new(0);
         let idle_work = || pieces_done.fetch_add(1, Ordering::AcqRel) < 1000;
         pool.install(|| {
-            with_workers_awake_and(&idle_work, || {
+            with_workers_awake_and(&idle_work, |_| {
                 // Only the helper calls `idle_work`: wait until it has, many times (or give up
                 // after 10 s, and fail below).
                 let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -141,7 +292,7 @@ mod tests {
             calls.fetch_add(1, Ordering::AcqRel);
             false
         };
-        assert_eq!(lonely.install(|| with_workers_awake_and(&count, || 7)), 7);
+        assert_eq!(lonely.install(|| with_workers_awake_and(&count, |_| 7)), 7);
         assert_eq!(calls.load(Ordering::Acquire), 0);
     }
 
@@ -150,5 +301,62 @@ mod tests {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
         let caught = pool.install(|| std::panic::catch_unwind(|| with_workers_awake(|| panic!("boom"))));
         assert!(caught.is_err());
+    }
+
+    #[test]
+    fn a_helper_counts_the_polls_it_was_away_for() {
+        // An idle poll that takes longer than PREEMPTION_GAP (here the idle work sleeps, as if
+        // the OS had run something else) is counted.
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        let naps = AtomicUsize::new(0);
+        let idle_work = || {
+            if naps.fetch_add(1, Ordering::AcqRel) < 5 {
+                std::thread::sleep(PREEMPTION_GAP * 2);
+            }
+            false
+        };
+        let counted = pool.install(|| {
+            with_workers_awake_and(&idle_work, |helpers| {
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while helpers.preemptions() < 4 && Instant::now() < deadline {
+                    std::hint::spin_loop();
+                }
+                helpers.preemptions()
+            })
+        });
+        assert!(counted >= 4, "{counted} preemptions counted");
+    }
+
+    #[test]
+    fn parked_helpers_take_no_job_and_contention_parks_them_for_a_while() {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        pool.install(|| {
+            with_workers_awake_and(&|| false, |helpers| {
+                helpers.park(true);
+                assert!(helpers.parked());
+                let caller = rayon::current_thread_index();
+                // Split work still completes, all of it on this thread.
+                for _ in 0..100 {
+                    let (a, b) = rayon::join(rayon::current_thread_index, rayon::current_thread_index);
+                    assert_eq!((a, b), (caller, caller));
+                }
+                helpers.park(false);
+
+                // Three preemptions within the window park them; the backoff then lets them
+                // poll again.
+                let mut contention = Contention::default();
+                contention.update(helpers);
+                assert!(!helpers.parked());
+                helpers
+                    .preemptions
+                    .fetch_add(Contention::PREEMPTIONS, Ordering::Relaxed);
+                contention.update(helpers);
+                assert!(helpers.parked());
+                std::thread::sleep(Contention::FIRST_BACKOFF + Duration::from_millis(10));
+                contention.update(helpers);
+                assert!(!helpers.parked());
+                assert_eq!(contention.backoff, Contention::FIRST_BACKOFF * 2);
+            })
+        });
     }
 }

@@ -36,6 +36,6 @@ pub mod conversion;
 mod network;
 pub mod update;
 
-pub use awake::{with_workers_awake, with_workers_awake_and};
+pub use awake::{with_workers_awake, with_workers_awake_and, Contention, Helpers};
 pub use conversion::SharedConversion;
 pub use network::{Network, Update};
