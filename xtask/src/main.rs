@@ -6,7 +6,7 @@
 //! cargo xtask grads --model M --batch B ... forward + backward on a batch, gradients to a file
 //! cargo xtask data info|fetch|verify|show   the datasets
 //! cargo xtask init-stats                    the lesson's initialization experiments
-//! cargo xtask bench matmul|train|data       benchmarks
+//! cargo xtask bench matmul|train|data|peak  benchmarks
 //! ```
 //!
 //! Errors are printed with their whole chain and exit with status 1; a training run stopped
@@ -47,8 +47,10 @@ enum Command {
     Data(data_cmd::DataCommand),
     /// Reproduce the lesson's initialization experiments (activation statistics).
     InitStats(init_stats::InitStatsArgs),
-    /// Benchmarks: matmul (GFLOP/s), train (seconds per epoch), data (load and batch).
-    Bench(bench::BenchArgs),
+    /// Benchmarks: matmul (GFLOP/s), train (seconds per epoch), data (load and batch), peak
+    /// (the FMA loop's GFLOP/s).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 fn main() {
