@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use backprop_layers::{CrossEntropy, Loss, Module, Mse};
 use backprop_model::checkpoint::{self, Tensors};
 use backprop_train::checkpoint::write_atomic;
@@ -12,6 +12,7 @@ use ndarray::{Array2, ArrayD, IxDyn};
 use safetensors::tensor::Dtype;
 use safetensors::SafeTensors;
 
+use crate::choices::{name, Dataset, LossName, Split};
 use crate::train_cmd::RunConfig;
 
 #[derive(Args)]
@@ -20,15 +21,16 @@ pub struct EvalArgs {
     /// normalization when present.
     #[arg(long)]
     model: PathBuf,
-    /// mnist or fashion-mnist (default: the run's, else mnist).
-    #[arg(long)]
-    dataset: Option<String>,
+    /// The dataset [default: the run's, else mnist].
+    #[arg(long, value_enum)]
+    dataset: Option<Dataset>,
+    /// Where datasets live [default: $BACKPROP_DATA, else <workspace>/data].
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// standard or fastai: pixel scaling and normalization follow the split (default: the
-    /// run's, else standard).
-    #[arg(long)]
-    split: Option<String>,
+    /// The split, whose pixel scaling and normalization the test images get [default: the
+    /// run's, else standard].
+    #[arg(long, value_enum)]
+    split: Option<Split>,
 }
 
 pub fn eval(args: EvalArgs) -> Result<()> {
@@ -43,10 +45,12 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         .and_then(|t| serde_json::from_str(&t).ok());
     let dataset = args
         .dataset
+        .map(name)
         .or_else(|| config.as_ref().map(|c| c.dataset.clone()))
         .unwrap_or_else(|| "mnist".into());
     let split = args
         .split
+        .map(name)
         .or_else(|| config.as_ref().map(|c| c.split.clone()))
         .unwrap_or_else(|| "standard".into());
     let valid = config.as_ref().map_or(0, |c| c.valid);
@@ -90,9 +94,9 @@ pub struct GradsArgs {
     /// The batch: `x` f32 [B, in]; `y` i64 [B] classes (ce) or f32 [B] targets (mse).
     #[arg(long)]
     batch: PathBuf,
-    /// ce or mse (mse compares the output squeezed to [B] with y).
-    #[arg(long, default_value = "ce")]
-    loss: String,
+    /// The loss (mse compares the output squeezed to [B] with y).
+    #[arg(long, value_enum, default_value_t = LossName::Ce)]
+    loss: LossName,
     /// Where to write loss, output, every parameter's gradient and x.grad.
     #[arg(long)]
     out: PathBuf,
@@ -133,8 +137,8 @@ pub fn grads(args: GradsArgs) -> Result<()> {
 
     model.zero_grad();
     let output = model.forward(x.view())?;
-    let (loss, grad) = match args.loss.as_str() {
-        "ce" => {
+    let (loss, grad) = match args.loss {
+        LossName::Ce => {
             ensure!(
                 y_view.dtype() == Dtype::I64,
                 "{}: `y` must be i64 class indices for --loss ce, it is {:?}",
@@ -153,7 +157,7 @@ pub fn grads(args: GradsArgs) -> Result<()> {
             let mut ce = CrossEntropy::new();
             (ce.forward(output.view(), &classes)?, ce.backward()?)
         }
-        "mse" => {
+        LossName::Mse => {
             let targets = checkpoint::tensor_f32("y", &y_view)?;
             let mut mse = Mse::new();
             (
@@ -161,7 +165,6 @@ pub fn grads(args: GradsArgs) -> Result<()> {
                 mse.backward()?,
             )
         }
-        other => bail!("--loss `{other}`: expected `ce` or `mse`"),
     };
     let x_grad = model
         .backward(grad.view(), true)?

@@ -27,8 +27,10 @@ pub struct InitStatsArgs {
     /// Width of the deep stack.
     #[arg(long, default_value_t = 512)]
     width: usize,
+    /// Where datasets live [default: $BACKPROP_DATA, else <workspace>/data].
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Print one JSON object instead of the tables.
     #[arg(long)]
     json: bool,
     /// Draw the per-layer std of the deep stack to this PNG (log axis).

@@ -17,6 +17,7 @@
 #![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
 
 mod bench;
+mod choices;
 mod data_cmd;
 mod eval_grads;
 mod init_stats;
@@ -28,7 +29,12 @@ use std::path::{Path, PathBuf};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "The backprop runner", version)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "The backprop runner",
+    version
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -94,4 +100,39 @@ pub fn workspace_root() -> PathBuf {
 /// `--data-dir`, else `$BACKPROP_DATA`, else `<workspace>/data`.
 pub fn data_dir(explicit: Option<&Path>) -> PathBuf {
     backprop_data::resolve_data_dir(explicit, &workspace_root().join("data"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    /// Every subcommand and every flag says what it is for in `--help`.
+    #[test]
+    fn every_flag_and_subcommand_has_help() {
+        fn check(cmd: &clap::Command, path: &str) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id != "help" && id != "version" {
+                    assert!(arg.get_help().is_some(), "`{path}` --{id} has no help text");
+                }
+            }
+            for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+                assert!(
+                    sub.get_about().is_some(),
+                    "`{path} {}` has no help text",
+                    sub.get_name()
+                );
+                check(sub, &format!("{path} {}", sub.get_name()));
+            }
+        }
+        let mut cmd = Cli::command();
+        cmd.build();
+        check(&cmd, "cargo xtask");
+    }
 }

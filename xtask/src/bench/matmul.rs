@@ -20,8 +20,8 @@ pub struct MatmulArgs {
     #[command(flatten)]
     python: PythonArg,
     /// Only these shapes: `m,k,n`, with `,at` for A as a transposed view, `,bt` for B
-    /// (repeatable) [default: the lesson's squares and the network's products; with --quick:
-    /// 64,784,50 and 128,128,128].
+    /// (repeatable) [default: squares of 256 and 1024, and 784-50-10's products at batch 64,
+    /// 256, 1024 and 10,000; with --quick: 64,784,50 and 128,128,128].
     #[arg(long = "shape", value_name = "M,K,N[,at][,bt]")]
     shapes: Vec<String>,
     /// Instead of the table: every square size from 1 to 2048 that is a power of two, one less
