@@ -112,7 +112,7 @@ mod tests {
             backprop_data::DatasetSpec::by_name(&name(*v)).unwrap();
         }
         for v in Split::value_variants() {
-            crate::data_cmd::parse_split(&name(*v), 0).unwrap();
+            crate::data::parse_split(&name(*v), 0).unwrap();
         }
         assert_eq!(name(ScheduleName::OneCycle), "one-cycle");
         assert_eq!(name(Dataset::FashionMnist), "fashion-mnist");

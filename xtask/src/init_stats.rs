@@ -104,7 +104,7 @@ pub fn run(args: InitStatsArgs) -> Result<()> {
         args.draws >= 1 && args.depth >= 1 && args.width >= 1 && args.hidden >= 1,
         "--draws, --depth, --width and --hidden must be at least 1"
     );
-    let splits = crate::data_cmd::load_splits("mnist", args.data_dir.as_deref(), SplitScheme::Fastai, !args.json)?;
+    let splits = crate::data::load_splits("mnist", args.data_dir.as_deref(), SplitScheme::Fastai, !args.json)?;
     let valid = splits.valid.as_ref().expect("fastai split has a validation set");
     let lut = splits.normalization.lookup_table();
     let x = Array2::from_shape_fn((valid.len(), valid.features()), |(i, j)| {

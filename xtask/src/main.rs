@@ -18,11 +18,12 @@
 
 mod bench;
 mod choices;
-mod data_cmd;
-mod eval_grads;
+mod data;
+mod eval;
+mod grads;
 mod init_stats;
 mod plot;
-mod train_cmd;
+mod train;
 
 use std::path::{Path, PathBuf};
 
@@ -43,14 +44,14 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Train an MLP (default: MNIST, 784-50-10, cross-entropy, Kaiming init, SGD).
-    Train(train_cmd::TrainArgs),
+    Train(train::TrainArgs),
     /// Evaluate a checkpoint on a test set: accuracy, loss, confusion matrix.
-    Eval(eval_grads::EvalArgs),
+    Eval(eval::EvalArgs),
     /// Forward and backward of a checkpoint on a batch; write loss, output and all gradients.
-    Grads(eval_grads::GradsArgs),
+    Grads(grads::GradsArgs),
     /// Inspect, download, verify and look at the datasets.
     #[command(subcommand)]
-    Data(data_cmd::DataCommand),
+    Data(data::DataCommand),
     /// Reproduce the lesson's initialization experiments (activation statistics).
     InitStats(init_stats::InitStatsArgs),
     /// Benchmarks: matmul (GFLOP/s), train (seconds per epoch), data (load and batch), peak
@@ -62,17 +63,17 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Train(args) => train_cmd::run(args),
-        Command::Eval(args) => eval_grads::eval(args),
-        Command::Grads(args) => eval_grads::grads(args),
-        Command::Data(cmd) => data_cmd::run(cmd),
+        Command::Train(args) => train::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Grads(args) => grads::run(args),
+        Command::Data(cmd) => data::run(cmd),
         Command::InitStats(args) => init_stats::run(args),
         Command::Bench(args) => bench::run(args),
     };
     if let Err(err) = result {
-        if let Some(interrupted) = err.downcast_ref::<train_cmd::Interrupted>() {
+        if let Some(interrupted) = err.downcast_ref::<train::Interrupted>() {
             eprintln!("{interrupted}");
-            std::process::exit(train_cmd::INTERRUPTED_EXIT_CODE);
+            std::process::exit(train::INTERRUPTED_EXIT_CODE);
         }
         eprintln!("error: {err}");
         // A library error that shows its cause in its own message (`path: No such file or

@@ -175,7 +175,7 @@ fn network_products(args: &MatmulArgs) -> Result<Vec<NetworkProducts>> {
     };
     let mut networks = Vec::new();
     for arch in &args.archs {
-        let sizes = crate::train_cmd::parse_arch(arch)?;
+        let sizes = crate::train::parse_arch(arch)?;
         for &batch in &batches {
             let mut products = Vec::new();
             for (layer, pair) in sizes.windows(2).enumerate() {

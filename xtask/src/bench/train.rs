@@ -67,7 +67,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let models: Vec<Vec<usize>> = if !args.archs.is_empty() {
         args.archs
             .iter()
-            .map(|a| crate::train_cmd::parse_arch(a))
+            .map(|a| crate::train::parse_arch(a))
             .collect::<Result<_>>()?
     } else if quick {
         vec![vec![784, 50, 10]]

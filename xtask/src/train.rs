@@ -384,8 +384,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     ensure!(threads >= 1, "--threads must be at least 1");
-    let scheme = crate::data_cmd::parse_split(&config.split, config.valid)?;
-    let splits = crate::data_cmd::load_splits(&config.dataset, args.data_dir.as_deref(), scheme, !args.json)?;
+    let scheme = crate::data::parse_split(&config.split, config.valid)?;
+    let splits = crate::data::load_splits(&config.dataset, args.data_dir.as_deref(), scheme, !args.json)?;
     let features = splits.train.features();
     ensure!(
         config.arch[0] == features,
