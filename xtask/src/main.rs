@@ -7,6 +7,7 @@
 //! cargo xtask data info|fetch|verify|show   the datasets
 //! cargo xtask init-stats                    the lesson's initialization experiments
 //! cargo xtask bench matmul|train|data|peak  benchmarks
+//! cargo xtask ci                            what CI runs: fmt, clippy, tests, doc, bench smoke
 //! ```
 //!
 //! Errors are printed with their whole chain and exit with status 1; a training run stopped
@@ -18,6 +19,7 @@
 
 mod bench;
 mod choices;
+mod ci;
 mod data;
 mod eval;
 mod grads;
@@ -58,6 +60,9 @@ enum Command {
     /// (the FMA loop's GFLOP/s).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// What CI runs, stopping at the first failure: fmt --check, clippy -D warnings, cargo test
+    /// --workspace, cargo doc -D warnings, and smoke runs of the benchmarks.
+    Ci,
 }
 
 fn main() {
@@ -69,6 +74,7 @@ fn main() {
         Command::Data(cmd) => data::run(cmd),
         Command::InitStats(args) => init_stats::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Ci => ci::run(),
     };
     if let Err(err) = result {
         if let Some(interrupted) = err.downcast_ref::<train::Interrupted>() {
