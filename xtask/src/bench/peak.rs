@@ -135,7 +135,7 @@ pub fn fma_peak(threads: usize) -> Peak {
         )
 }
 
-/// The FMA peaks of several thread counts, in one line: "FMA peak: 70 GFLOP/s on 1 thread, 140
+/// The FMA peaks of several thread counts, in one line: "FMA peak: P1 GFLOP/s on 1 thread, P2
 /// on 2 (256-bit AVX2+FMA loop)"; each thread count names its own loop if they differ.
 pub fn describe(peaks: &[(usize, Peak)]) -> String {
     let loop_of = |p: &Peak| p.by.map_or("no FMA loop on this CPU", FmaLoop::name);
