@@ -27,8 +27,10 @@ pub struct InitStatsArgs {
     /// Width of the deep stack.
     #[arg(long, default_value_t = 512)]
     width: usize,
+    /// Where datasets live [default: $BACKPROP_DATA, else <workspace>/data].
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Print one JSON object instead of the tables.
     #[arg(long)]
     json: bool,
     /// Draw the per-layer std of the deep stack to this PNG (log axis).
@@ -102,7 +104,7 @@ pub fn run(args: InitStatsArgs) -> Result<()> {
         args.draws >= 1 && args.depth >= 1 && args.width >= 1 && args.hidden >= 1,
         "--draws, --depth, --width and --hidden must be at least 1"
     );
-    let splits = crate::data_cmd::load_splits("mnist", args.data_dir.as_deref(), SplitScheme::Fastai, !args.json)?;
+    let splits = crate::data::load_splits("mnist", args.data_dir.as_deref(), SplitScheme::Fastai, !args.json)?;
     let valid = splits.valid.as_ref().expect("fastai split has a validation set");
     let lut = splits.normalization.lookup_table();
     let x = Array2::from_shape_fn((valid.len(), valid.features()), |(i, j)| {

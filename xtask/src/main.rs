@@ -6,7 +6,8 @@
 //! cargo xtask grads --model M --batch B ... forward + backward on a batch, gradients to a file
 //! cargo xtask data info|fetch|verify|show   the datasets
 //! cargo xtask init-stats                    the lesson's initialization experiments
-//! cargo xtask bench matmul|train|data       benchmarks
+//! cargo xtask bench matmul|train|data|peak  benchmarks
+//! cargo xtask ci                            what CI runs: fmt, clippy, tests, doc, bench smoke
 //! ```
 //!
 //! Errors are printed with their whole chain and exit with status 1; a training run stopped
@@ -17,18 +18,26 @@
 #![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
 
 mod bench;
-mod data_cmd;
-mod eval_grads;
+mod choices;
+mod ci;
+mod data;
+mod eval;
+mod grads;
 mod init_stats;
 mod plot;
-mod train_cmd;
+mod train;
 
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "The backprop runner", version)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "The backprop runner",
+    version
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -37,34 +46,40 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Train an MLP (default: MNIST, 784-50-10, cross-entropy, Kaiming init, SGD).
-    Train(train_cmd::TrainArgs),
+    Train(train::TrainArgs),
     /// Evaluate a checkpoint on a test set: accuracy, loss, confusion matrix.
-    Eval(eval_grads::EvalArgs),
+    Eval(eval::EvalArgs),
     /// Forward and backward of a checkpoint on a batch; write loss, output and all gradients.
-    Grads(eval_grads::GradsArgs),
+    Grads(grads::GradsArgs),
     /// Inspect, download, verify and look at the datasets.
     #[command(subcommand)]
-    Data(data_cmd::DataCommand),
+    Data(data::DataCommand),
     /// Reproduce the lesson's initialization experiments (activation statistics).
     InitStats(init_stats::InitStatsArgs),
-    /// Benchmarks: matmul (GFLOP/s), train (seconds per epoch), data (load and batch).
-    Bench(bench::BenchArgs),
+    /// Benchmarks: matmul (GFLOP/s), train (seconds per epoch), data (load and batch), peak
+    /// (the FMA loop's GFLOP/s).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+    /// What CI runs, stopping at the first failure: fmt --check, clippy -D warnings, cargo test
+    /// --workspace, cargo doc -D warnings, and smoke runs of the benchmarks.
+    Ci,
 }
 
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Train(args) => train_cmd::run(args),
-        Command::Eval(args) => eval_grads::eval(args),
-        Command::Grads(args) => eval_grads::grads(args),
-        Command::Data(cmd) => data_cmd::run(cmd),
+        Command::Train(args) => train::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Grads(args) => grads::run(args),
+        Command::Data(cmd) => data::run(cmd),
         Command::InitStats(args) => init_stats::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Ci => ci::run(),
     };
     if let Err(err) = result {
-        if let Some(interrupted) = err.downcast_ref::<train_cmd::Interrupted>() {
+        if let Some(interrupted) = err.downcast_ref::<train::Interrupted>() {
             eprintln!("{interrupted}");
-            std::process::exit(train_cmd::INTERRUPTED_EXIT_CODE);
+            std::process::exit(train::INTERRUPTED_EXIT_CODE);
         }
         eprintln!("error: {err}");
         // A library error that shows its cause in its own message (`path: No such file or
@@ -92,4 +107,39 @@ pub fn workspace_root() -> PathBuf {
 /// `--data-dir`, else `$BACKPROP_DATA`, else `<workspace>/data`.
 pub fn data_dir(explicit: Option<&Path>) -> PathBuf {
     backprop_data::resolve_data_dir(explicit, &workspace_root().join("data"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    /// Every subcommand and every flag says what it is for in `--help`.
+    #[test]
+    fn every_flag_and_subcommand_has_help() {
+        fn check(cmd: &clap::Command, path: &str) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id != "help" && id != "version" {
+                    assert!(arg.get_help().is_some(), "`{path}` --{id} has no help text");
+                }
+            }
+            for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+                assert!(
+                    sub.get_about().is_some(),
+                    "`{path} {}` has no help text",
+                    sub.get_name()
+                );
+                check(sub, &format!("{path} {}", sub.get_name()));
+            }
+        }
+        let mut cmd = Cli::command();
+        cmd.build();
+        check(&cmd, "cargo xtask");
+    }
 }

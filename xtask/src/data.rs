@@ -11,6 +11,8 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
+use crate::choices::{name, Dataset, Split, SubsetName};
+
 #[derive(Subcommand)]
 pub enum DataCommand {
     /// Per split: count, image shape, label histogram, pixel mean/std before and after normalization.
@@ -25,16 +27,16 @@ pub enum DataCommand {
 
 #[derive(Args, Clone)]
 pub struct DataArgs {
-    /// mnist or fashion-mnist.
-    #[arg(long, default_value = "mnist")]
-    pub dataset: String,
-    /// standard (train 60,000 / test 10,000) or fastai (train 50,000 / valid 10,000, pixels/256).
-    #[arg(long, default_value = "standard")]
-    pub split: String,
+    /// The dataset.
+    #[arg(long, value_enum, default_value_t = Dataset::Mnist)]
+    pub dataset: Dataset,
+    /// How the images are split.
+    #[arg(long, value_enum, default_value_t = Split::Standard)]
+    pub split: Split,
     /// With the standard split: how many of the last training images become the validation split.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, value_name = "N", default_value_t = 0)]
     pub valid: usize,
-    /// Where datasets live (else $BACKPROP_DATA, else <workspace>/data).
+    /// Where datasets live [default: $BACKPROP_DATA, else <workspace>/data].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Print one JSON object.
@@ -46,9 +48,9 @@ pub struct DataArgs {
 pub struct ShowArgs {
     #[command(flatten)]
     pub data: DataArgs,
-    /// Which split to show: train, valid or test.
-    #[arg(long, default_value = "train")]
-    pub subset: String,
+    /// Which part of the split to show.
+    #[arg(long, value_enum, default_value_t = SubsetName::Train)]
+    pub subset: SubsetName,
     /// How many digits (a grid of up to 10 per row).
     #[arg(long, default_value_t = 40)]
     pub count: usize,
@@ -76,7 +78,7 @@ pub fn parse_split(name: &str, valid: usize) -> Result<SplitScheme> {
 
 /// Downloads what is missing, with a progress bar per file. Returns the data directory.
 pub fn fetch(args: &DataArgs) -> Result<PathBuf> {
-    let spec = DatasetSpec::by_name(&args.dataset)?;
+    let spec = DatasetSpec::by_name(&name(args.dataset))?;
     let dir = crate::data_dir(args.data_dir.as_deref());
     fetch_spec(&spec, &dir, !args.json)?;
     Ok(dir)
@@ -137,9 +139,9 @@ pub fn load_splits(dataset: &str, data_dir: Option<&Path>, scheme: SplitScheme, 
 
 fn info(args: &DataArgs) -> Result<()> {
     let splits = load_splits(
-        &args.dataset,
+        &name(args.dataset),
         args.data_dir.as_deref(),
-        parse_split(&args.split, args.valid)?,
+        parse_split(&name(args.split), args.valid)?,
         !args.json,
     )?;
     let norm = splits.normalization;
@@ -193,7 +195,7 @@ fn info(args: &DataArgs) -> Result<()> {
 }
 
 fn verify(args: &DataArgs) -> Result<()> {
-    let spec = DatasetSpec::by_name(&args.dataset)?;
+    let spec = DatasetSpec::by_name(&name(args.dataset))?;
     let dir = crate::data_dir(args.data_dir.as_deref());
     let mut bad = 0;
     for (name, status) in dataset::verify(&spec, &dir)? {
@@ -223,15 +225,15 @@ fn verify(args: &DataArgs) -> Result<()> {
 
 fn show(args: &ShowArgs) -> Result<()> {
     let splits = load_splits(
-        &args.data.dataset,
+        &name(args.data.dataset),
         args.data.data_dir.as_deref(),
-        parse_split(&args.data.split, args.data.valid)?,
+        parse_split(&name(args.data.split), args.data.valid)?,
         true,
     )?;
     let subset = splits
         .subsets()
-        .find(|s| s.name == args.subset)
-        .with_context(|| format!("this split has no `{}` subset", args.subset))?;
+        .find(|s| s.name == name(args.subset))
+        .with_context(|| format!("this split has no `{}` subset", name(args.subset)))?;
     let count = args.count.min(subset.len()).max(1);
     // A few digits as shading in the terminal.
     let shades = [' ', '.', ':', '-', '=', '+', '*', '#', '%', '@'];

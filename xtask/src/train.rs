@@ -17,66 +17,75 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::choices::{name, Dataset, InitScheme, LossName, ScheduleName, Split};
 use crate::plot::{line_chart, write_png_atomic, Series};
 
-/// Defaults: chosen so that the default run reaches ≥ 97.5% test accuracy in about a second.
+/// Defaults: chosen so that the default run reaches ≥ 97.5% test accuracy in a few epochs.
 const DEFAULT_EPOCHS: usize = 6;
 const DEFAULT_BATCH: usize = 64;
 const DEFAULT_LR: f32 = 0.05;
 const DEFAULT_MOMENTUM: f32 = 0.9;
-const DEFAULT_SCHEDULE: &str = "cosine";
+const DEFAULT_SCHEDULE: ScheduleName = ScheduleName::Cosine;
 
+// The flags are `Option`s so that a resumed run can tell which were given (they may not
+// change on resume); so their defaults are written into the help text, and the test
+// `help_states_the_defaults` holds that text to the constants above.
 #[derive(Args, Debug)]
 pub struct TrainArgs {
-    /// mnist or fashion-mnist.
-    #[arg(long)]
-    dataset: Option<String>,
-    /// Where datasets live (else $BACKPROP_DATA, else <workspace>/data).
+    /// The dataset [default: mnist].
+    #[arg(long, value_enum)]
+    dataset: Option<Dataset>,
+    /// Where datasets live [default: $BACKPROP_DATA, else <workspace>/data].
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Layer sizes, e.g. 784-256-256-10 (default 784-50-10; 784-50-1 with --loss mse).
-    #[arg(long)]
+    /// Layer sizes, e.g. 784-256-256-10 [default: 784-50-10; 784-50-1 with --loss mse].
+    #[arg(long, value_name = "SIZES")]
     arch: Option<String>,
-    /// ce (cross-entropy on 10 logits) or mse (the lesson's regression on the digit value).
-    #[arg(long)]
-    loss: Option<String>,
-    /// kaiming (default), kaiming-uniform, simple-kaiming, xavier, xavier-uniform, pytorch, normal.
-    #[arg(long)]
-    init: Option<String>,
-    /// Total epochs of the run (with --resume: continue up to this many).
+    /// The loss [default: ce].
+    #[arg(long, value_enum)]
+    loss: Option<LossName>,
+    /// How the weights are drawn [default: kaiming].
+    #[arg(long, value_enum)]
+    init: Option<InitScheme>,
+    /// Total epochs of the run (with --resume: continue up to this many) [default: 6].
     #[arg(long)]
     epochs: Option<usize>,
+    /// Samples per batch [default: 64].
     #[arg(long)]
     batch_size: Option<usize>,
-    /// Peak learning rate.
+    /// Peak learning rate [default: 0.05].
     #[arg(long)]
     lr: Option<f32>,
+    /// SGD momentum, in [0, 1) [default: 0.9].
     #[arg(long)]
     momentum: Option<f32>,
+    /// L2 weight decay, as torch.optim.SGD's weight_decay [default: 0].
     #[arg(long)]
     weight_decay: Option<f32>,
-    /// constant, linear, cosine (default) or one-cycle.
-    #[arg(long)]
-    schedule: Option<String>,
+    /// The learning rate over the run [default: cosine].
+    #[arg(long, value_enum)]
+    schedule: Option<ScheduleName>,
+    /// The seed of the weights and of the batch order [default: 0].
     #[arg(long)]
     seed: Option<u64>,
-    /// Threads for the matrix products (default: all cores). Results do not depend on it.
+    /// Threads for the matrix products; results do not depend on it [default: all cores].
     #[arg(long)]
     threads: Option<usize>,
-    /// standard (60,000 train / 10,000 test) or fastai (50,000 / 10,000 valid, pixels/256).
-    #[arg(long)]
-    split: Option<String>,
-    /// With the standard split: the last N training images become a validation split.
-    #[arg(long)]
+    /// How the images are split [default: standard].
+    #[arg(long, value_enum)]
+    split: Option<Split>,
+    /// With the standard split: the last N training images become a validation split
+    /// [default: 0].
+    #[arg(long, value_name = "N")]
     valid: Option<usize>,
-    /// The run folder (default runs/<dataset>-<time>).
+    /// The run folder [default: <workspace>/runs/<dataset>-<UTC time>].
     #[arg(long)]
     out: Option<PathBuf>,
     /// Continue the run in this folder from its last checkpoint.
-    #[arg(long)]
+    #[arg(long, value_name = "RUN_DIR")]
     resume: Option<PathBuf>,
     /// Stop after this many epochs in total, as if interrupted (continue later with --resume).
-    #[arg(long)]
+    #[arg(long, value_name = "K")]
     stop_after: Option<usize>,
     /// Print a JSON summary as the last line of stdout.
     #[arg(long)]
@@ -170,7 +179,7 @@ fn configure(args: &TrainArgs) -> Result<(RunConfig, PathBuf, bool)> {
         }
         return Ok((config, dir.clone(), true));
     }
-    let task = parse_task(args.loss.as_deref().unwrap_or("ce"))?;
+    let task = parse_task(&name(args.loss.unwrap_or(LossName::Ce)))?;
     let default_arch = match task {
         Task::Classification => "784-50-10",
         Task::Regression => "784-50-1",
@@ -184,9 +193,9 @@ fn configure(args: &TrainArgs) -> Result<(RunConfig, PathBuf, bool)> {
         task.loss_name(),
         arch.last().unwrap()
     );
-    let init = args.init.clone().unwrap_or_else(|| "kaiming".into());
+    let init = name(args.init.unwrap_or(InitScheme::Kaiming));
     Init::parse(&init)?;
-    let schedule_name = args.schedule.as_deref().unwrap_or(DEFAULT_SCHEDULE);
+    let schedule_name = &name(args.schedule.unwrap_or(DEFAULT_SCHEDULE));
     let schedule = Schedule::parse(schedule_name)
         .with_context(|| format!("--schedule `{schedule_name}`: expected constant, linear, cosine or one-cycle"))?;
     let fit = FitConfig {
@@ -204,7 +213,7 @@ fn configure(args: &TrainArgs) -> Result<(RunConfig, PathBuf, bool)> {
     ensure!(fit.lr.is_finite() && fit.lr > 0.0, "--lr must be a positive number");
     ensure!((0.0..1.0).contains(&fit.momentum), "--momentum must be in [0, 1)");
     ensure!(fit.weight_decay >= 0.0, "--weight-decay must not be negative");
-    let dataset = args.dataset.clone().unwrap_or_else(|| "mnist".into());
+    let dataset = name(args.dataset.unwrap_or(Dataset::Mnist));
     let out = args.out.clone().unwrap_or_else(|| {
         crate::workspace_root()
             .join("runs")
@@ -219,7 +228,7 @@ fn configure(args: &TrainArgs) -> Result<(RunConfig, PathBuf, bool)> {
     }
     let config = RunConfig {
         dataset,
-        split: args.split.clone().unwrap_or_else(|| "standard".into()),
+        split: name(args.split.unwrap_or(Split::Standard)),
         valid: args.valid.unwrap_or(0),
         arch,
         init,
@@ -375,8 +384,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     ensure!(threads >= 1, "--threads must be at least 1");
-    let scheme = crate::data_cmd::parse_split(&config.split, config.valid)?;
-    let splits = crate::data_cmd::load_splits(&config.dataset, args.data_dir.as_deref(), scheme, !args.json)?;
+    let scheme = crate::data::parse_split(&config.split, config.valid)?;
+    let splits = crate::data::load_splits(&config.dataset, args.data_dir.as_deref(), scheme, !args.json)?;
     let features = splits.train.features();
     ensure!(
         config.arch[0] == features,
@@ -568,4 +577,33 @@ fn draw_curves(path: &Path, reports: &[EpochReport], valid_name: &str) -> Result
     ];
     let chart = line_chart("loss and error by epoch (log scale)", "epoch", &series, true, 800, 480);
     write_png_atomic(path, &chart)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// The flags are `Option`s, so clap cannot show their defaults: the help text states them,
+    /// and must state the ones the code applies.
+    #[test]
+    fn help_states_the_defaults() {
+        let mut cli = crate::Cli::command();
+        let help = cli
+            .find_subcommand_mut("train")
+            .expect("train is a subcommand")
+            .render_long_help()
+            .to_string();
+        for (flag, default) in [
+            ("--epochs", DEFAULT_EPOCHS.to_string()),
+            ("--batch-size", DEFAULT_BATCH.to_string()),
+            ("--lr", DEFAULT_LR.to_string()),
+            ("--momentum", DEFAULT_MOMENTUM.to_string()),
+            ("--schedule", crate::choices::name(DEFAULT_SCHEDULE)),
+        ] {
+            let text = help.split(&format!("{flag} <")).nth(1).expect("the flag is listed");
+            let text = text.split("\n      --").next().unwrap();
+            assert!(text.contains(&format!("[default: {default}]")), "{flag}: {text}");
+        }
+    }
 }

@@ -1,86 +1,18 @@
-//! `cargo xtask eval` and `cargo xtask grads`.
+//! `cargo xtask grads`: forward and backward of a checkpoint on a batch, every gradient to a
+//! file (to diff against PyTorch autograd).
 
 use std::path::PathBuf;
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use backprop_layers::{CrossEntropy, Loss, Module, ModuleExt, Mse};
 use backprop_model::checkpoint::{self, Tensors};
 use backprop_train::checkpoint::write_atomic;
-use backprop_train::{evaluate, Task};
 use clap::Args;
 use ndarray::{Array2, ArrayD, IxDyn};
 use safetensors::tensor::Dtype;
 use safetensors::SafeTensors;
 
-use crate::train_cmd::RunConfig;
-
-#[derive(Args)]
-pub struct EvalArgs {
-    /// A model checkpoint (model.safetensors); its run folder's config.json gives the
-    /// normalization when present.
-    #[arg(long)]
-    model: PathBuf,
-    /// mnist or fashion-mnist (default: the run's, else mnist).
-    #[arg(long)]
-    dataset: Option<String>,
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// standard or fastai: pixel scaling and normalization follow the split (default: the
-    /// run's, else standard).
-    #[arg(long)]
-    split: Option<String>,
-}
-
-pub fn eval(args: EvalArgs) -> Result<()> {
-    let bytes = std::fs::read(&args.model).with_context(|| format!("reading {}", args.model.display()))?;
-    let (tensors, _) = checkpoint::tensors_from_bytes(&bytes).with_context(|| format!("{}", args.model.display()))?;
-    let mut model = checkpoint::mlp_from_tensors(&tensors).with_context(|| format!("{}", args.model.display()))?;
-    let config: Option<RunConfig> = args
-        .model
-        .parent()
-        .map(|d| d.join("config.json"))
-        .and_then(|p| std::fs::read_to_string(p).ok())
-        .and_then(|t| serde_json::from_str(&t).ok());
-    let dataset = args
-        .dataset
-        .or_else(|| config.as_ref().map(|c| c.dataset.clone()))
-        .unwrap_or_else(|| "mnist".into());
-    let split = args
-        .split
-        .or_else(|| config.as_ref().map(|c| c.split.clone()))
-        .unwrap_or_else(|| "standard".into());
-    let valid = config.as_ref().map_or(0, |c| c.valid);
-    let scheme = crate::data_cmd::parse_split(&split, valid)?;
-    let splits = crate::data_cmd::load_splits(&dataset, args.data_dir.as_deref(), scheme, true)?;
-    let outputs = model.output_features(splits.test.features())?;
-    let task = if outputs == 1 {
-        Task::Regression
-    } else {
-        Task::Classification
-    };
-    ensure!(
-        outputs == 1 || outputs == 10,
-        "the model has {outputs} outputs: expected 10 logits or 1 regression output"
-    );
-    let result = evaluate(&mut model, &splits.test, &splits.normalization, task, 1000)?;
-    println!(
-        "{} test: accuracy {:.4}, {} loss {:.4}, {} samples",
-        dataset,
-        result.accuracy,
-        task.loss_name(),
-        result.loss,
-        result.samples
-    );
-    println!("confusion matrix (rows: true class, columns: predicted)");
-    println!("      {}", (0..10).map(|c| format!("{c:>5}")).collect::<String>());
-    for (label, row) in result.confusion.iter().enumerate() {
-        println!(
-            "  {label:>2}  {}",
-            row.iter().map(|n| format!("{n:>5}")).collect::<String>()
-        );
-    }
-    Ok(())
-}
+use crate::choices::LossName;
 
 #[derive(Args)]
 pub struct GradsArgs {
@@ -90,15 +22,15 @@ pub struct GradsArgs {
     /// The batch: `x` f32 [B, in]; `y` i64 [B] classes (ce) or f32 [B] targets (mse).
     #[arg(long)]
     batch: PathBuf,
-    /// ce or mse (mse compares the output squeezed to [B] with y).
-    #[arg(long, default_value = "ce")]
-    loss: String,
+    /// The loss (mse compares the output squeezed to [B] with y).
+    #[arg(long, value_enum, default_value_t = LossName::Ce)]
+    loss: LossName,
     /// Where to write loss, output, every parameter's gradient and x.grad.
     #[arg(long)]
     out: PathBuf,
 }
 
-pub fn grads(args: GradsArgs) -> Result<()> {
+pub fn run(args: GradsArgs) -> Result<()> {
     let model_bytes = std::fs::read(&args.model).with_context(|| format!("reading {}", args.model.display()))?;
     let (tensors, _) =
         checkpoint::tensors_from_bytes(&model_bytes).with_context(|| format!("{}", args.model.display()))?;
@@ -133,8 +65,8 @@ pub fn grads(args: GradsArgs) -> Result<()> {
 
     model.zero_grad();
     let output = model.forward(x.view())?;
-    let (loss, grad) = match args.loss.as_str() {
-        "ce" => {
+    let (loss, grad) = match args.loss {
+        LossName::Ce => {
             ensure!(
                 y_view.dtype() == Dtype::I64,
                 "{}: `y` must be i64 class indices for --loss ce, it is {:?}",
@@ -153,7 +85,7 @@ pub fn grads(args: GradsArgs) -> Result<()> {
             let mut ce = CrossEntropy::new();
             (ce.forward(output.view(), &classes)?, ce.backward()?)
         }
-        "mse" => {
+        LossName::Mse => {
             let targets = checkpoint::tensor_f32("y", &y_view)?;
             let mut mse = Mse::new();
             (
@@ -161,7 +93,6 @@ pub fn grads(args: GradsArgs) -> Result<()> {
                 mse.backward()?,
             )
         }
-        other => bail!("--loss `{other}`: expected `ce` or `mse`"),
     };
     let x_grad = model.backward(grad.view())?;
 
