@@ -35,16 +35,16 @@ impl Sgd {
     pub fn step(&mut self, model: &mut dyn Module<f32>, lr: f32) {
         let (momentum, decay) = (self.momentum, self.weight_decay);
         model.visit_parameters_mut(&mut |name, value, grad| {
-            let velocity = self.velocity_for(name, value.shape());
+            let velocity = self.velocity_for(name, value.shape()).map(|v| v.view_mut());
             Sgd::update(value, grad.view(), velocity, lr, momentum, decay);
         });
     }
 
-    /// The formulas above on one parameter, element by element.
+    /// The formulas above on one parameter (or a part of one), element by element.
     pub(crate) fn update(
         value: ArrayViewMutD<f32>,
         grad: ArrayViewD<f32>,
-        velocity: Option<&mut ArrayD<f32>>,
+        velocity: Option<ArrayViewMutD<f32>>,
         lr: f32,
         momentum: f32,
         decay: f32,

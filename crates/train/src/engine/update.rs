@@ -3,6 +3,8 @@
 //! The formula is [`Sgd::step`]'s, element for element, so the result has the same bits; only
 //! who computes which elements changes.
 
+use ndarray::{ArrayView1, ArrayViewMut1};
+
 use backprop_layers::Module;
 
 use crate::optimizer::Sgd;
@@ -26,30 +28,21 @@ pub fn sgd_step(model: &mut dyn Module<f32>, sgd: &mut Sgd, lr: f32) {
         match (value.as_slice_mut(), grad.as_slice()) {
             (Some(value), Some(grad)) => {
                 let velocity = velocity.map(|v| v.as_slice_mut().expect("created in standard layout"));
-                update_slices(value, grad, velocity, lr, momentum, decay);
+                update_split(value, grad, velocity, lr, momentum, decay);
             }
-            // Not contiguous (no layer of ours does this): the lesson's element-by-element step.
-            _ => Sgd::update(value, grad.view(), velocity, lr, momentum, decay),
+            // Not contiguous (no layer of ours does this): on this thread.
+            _ => Sgd::update(value, grad.view(), velocity.map(|v| v.view_mut()), lr, momentum, decay),
         }
     });
 }
 
-/// The update of contiguous parameter, gradient and (with momentum) velocity slices.
-fn update_slices(value: &mut [f32], grad: &[f32], velocity: Option<&mut [f32]>, lr: f32, momentum: f32, decay: f32) {
-    // One loop per case, each without branches inside, so that each vectorizes; the
-    // expressions are `Sgd::update`'s.
-    let serial = |value: &mut [f32], grad: &[f32], velocity: Option<&mut [f32]>| match velocity {
-        None => {
-            for (p, g) in value.iter_mut().zip(grad) {
-                *p -= lr * (*g + decay * *p);
-            }
-        }
-        Some(velocity) => {
-            for ((p, g), v) in value.iter_mut().zip(grad).zip(velocity.iter_mut()) {
-                *v = momentum * *v + (*g + decay * *p);
-                *p -= lr * *v;
-            }
-        }
+/// [`Sgd::update`] on contiguous parameter, gradient and (with momentum) velocity slices, one
+/// part per thread when the tensor is large.
+fn update_split(value: &mut [f32], grad: &[f32], velocity: Option<&mut [f32]>, lr: f32, momentum: f32, decay: f32) {
+    let serial = |value: &mut [f32], grad: &[f32], velocity: Option<&mut [f32]>| {
+        let velocity = velocity.map(|v| ArrayViewMut1::from(v).into_dyn());
+        let (value, grad) = (ArrayViewMut1::from(value).into_dyn(), ArrayView1::from(grad).into_dyn());
+        Sgd::update(value, grad, velocity, lr, momentum, decay)
     };
     // Split only from inside a pool of several threads (the fit loop runs in one): from
     // outside, reaching the workers costs more than the update.
