@@ -429,7 +429,9 @@ mod x86 {
             for p in 0..k {
                 let column = a.ptr.offset(p as isize * a.cs).add(i0);
                 let a_lo = _mm512_maskz_loadu_ps(mask0, column);
-                let a_hi = _mm512_maskz_loadu_ps(mask1, column.add(16));
+                // With 16 rows or fewer, mask1 is empty and column + 16 may lie past A:
+                // formed with wrapping arithmetic, and no lane is read.
+                let a_hi = _mm512_maskz_loadu_ps(mask1, column.wrapping_add(16));
                 for j in 0..T {
                     let bj = _mm512_set1_ps(*b.ptr.offset(p as isize * b.rs + j as isize * b.cs));
                     lo[j] = _mm512_fmadd_ps(a_lo, bj, lo[j]);

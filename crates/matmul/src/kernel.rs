@@ -333,9 +333,11 @@ mod x86 {
         let mut lo = [_mm512_setzero_ps(); N];
         let mut hi = [_mm512_setzero_ps(); N];
         for p in 0..kc {
-            let ahead = streamed.add((p + steps_ahead) * stride);
+            // The last `steps_ahead` steps point past the sliver: `wrapping_add` forms such
+            // an address without undefined behaviour, and a prefetch never faults.
+            let ahead = streamed.wrapping_add((p + steps_ahead) * stride);
             for line in (0..stride).step_by(16) {
-                _mm_prefetch::<_MM_HINT_T0>(ahead.add(line) as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(line) as *const i8);
             }
             let v_lo = _mm512_loadu_ps(vectors.add(p * 32));
             let v_hi = _mm512_loadu_ps(vectors.add(p * 32 + 16));
@@ -362,9 +364,10 @@ mod x86 {
     ) -> [__m512; N] {
         let mut lo = [_mm512_setzero_ps(); N];
         for p in 0..kc {
-            let ahead = scalars.add((p + steps_ahead) * N);
+            // Past the sliver for the last steps: see `accumulate_32_by`.
+            let ahead = scalars.wrapping_add((p + steps_ahead) * N);
             for line in (0..N).step_by(16) {
-                _mm_prefetch::<_MM_HINT_T0>(ahead.add(line) as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(line) as *const i8);
             }
             let v_lo = _mm512_loadu_ps(vectors.add(p * 32));
             let step = scalars.add(p * N);
@@ -387,9 +390,12 @@ mod x86 {
             let mut p = 0;
             while p < full {
                 // Fetch each row 256 bytes ahead: 16 streams are more than the hardware
-                // prefetcher follows well.
+                // prefetcher follows well. Near the end of a row that address lies past it
+                // (past the matrix, for the last row), so it is formed with wrapping
+                // arithmetic, which is defined for any address; a prefetch never faults.
                 for i in 0..16 {
-                    _mm_prefetch::<_MM_HINT_T0>(rows.offset(i as isize * rs).add(p + 64) as *const i8);
+                    let ahead = rows.wrapping_offset(i as isize * rs).wrapping_add(p + 64);
+                    _mm_prefetch::<_MM_HINT_T0>(ahead as *const i8);
                 }
                 let mut r: [__m512; 16] = std::array::from_fn(|i| _mm512_loadu_ps(rows.offset(i as isize * rs).add(p)));
                 transpose_16x16(&mut r);
