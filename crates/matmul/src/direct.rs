@@ -6,7 +6,7 @@
 //!   of two contiguous vectors. A 4 × 4 block of C keeps 16 vector accumulators of partial sums
 //!   along k, reduced horizontally at the end. Used for the rows path's last few columns (below).
 //!   It used to take `x·Wᵀ` with a short x and a narrow W (64 × 784 × 50) too; the packed
-//!   32 × 10 tile does that faster (see [`choose`]).
+//!   32 × 10 tile does that faster (see `plan.rs`).
 //! - **rows** (`B` and `C` rows contiguous, as in `gᵀ·x` and `g·W`): vectors run along n; each
 //!   step p broadcasts `A[i, p]` for 6-24 rows (24-27 accumulators, by the tile's width) and
 //!   multiplies a slice of at most 64 columns of `B[p, :]`, read in place. `C` is updated with
@@ -31,75 +31,15 @@
 //! packed path.
 
 use crate::gemm::{MatMut, MatRef};
+use crate::plan::{Path, Rows, Tail};
 
-/// Which unpacked path fits the operands, if any (the choice depends on shapes and strides
-/// only, never on the thread count).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Direct {
-    TransposedRows,
-    SwappedRows,
-    Rows,
-}
-
-pub(crate) fn choose(a: &MatRef, b: &MatRef, c: &MatMut) -> Option<Direct> {
-    let (m, k, n) = (c.rows, a.cols, c.cols);
-    if m == 0 || n == 0 || k == 0 {
-        return None;
-    }
-    // x·Wᵀ with few rows: transposed rows when the rows path fills its vectors (n = 256), else
-    // the packed path, whose 32 × 10 tile fills every lane at n = 50 (the rows path would
-    // leave 14 of 64 idle). On an Intel Xeon (Sapphire Rapids class, one thread, best of four
-    // interleaved runs of `cargo xtask bench matmul`) the packed path ran 64 × 784 × 50 at 115
-    // GFLOP/s and 128 × 784 × 50 at 123, where the dot path, which took these before, ran at
-    // 98 and 100; a 784-50-10 epoch at batch 64 went from 0.103-0.105 s to 0.099-0.101 s.
-    //
-    // When x has fewer rows than W (64 × 784 · 784 × 256), transposing x costs less than
-    // transposing W: the swapped path computes Cᵀ = W·xᵀ with the rows path on a row-major
-    // copy of x, then transposes Cᵀ into C (a 784-256-10 epoch at batch 64 spent 14% of its
-    // time transposing W).
-    if a.cs == 1 && b.rs == 1 && k >= 16 && n * k <= 1 << 20 && m <= SHORT_A_MAX_M {
-        if c.cs == 1 && m < n && rows_fill(n, m) >= 0.95 {
-            return Some(Direct::SwappedRows);
-        }
-        return (c.cs == 1 && rows_fill(m, n) >= 0.95).then_some(Direct::TransposedRows);
-    }
-    // A tall A times a narrow Bᵀ (the 10k-row evaluation's x·Wᵀ with 50 hidden units): the
-    // rows path on a row-major copy of B (k × n, small), as for a row-major B below.
-    if b.rs == 1 && c.cs == 1 && n < 64 && n * k <= 1 << 20 {
-        return Some(Direct::TransposedRows);
-    }
-    // Rows path: when one side is small (the network's gᵀ·x and g·W), and for narrow outputs
-    // (n < 64, as x·W with 50 hidden units), where it beats packing A for any m.
-    if b.cs == 1 && c.cs == 1 && (n < 64 || (m.min(k) <= 128 && rows_fill(m, n) > packed_fill(m, k, n))) {
-        return Some(Direct::Rows);
-    }
-    None
-}
-
-/// The fraction of useful lanes and tiles of the rows path (6-row × 16-lane blocks).
-fn rows_fill(m: usize, n: usize) -> f64 {
-    let fill = |len: usize, unit: usize| len as f64 / (len.div_ceil(unit) * unit) as f64;
-    fill(n, 16) * fill(m, ROWS_MR)
-}
-
-/// The same for the packed 32 × 10 kernel, discounted for its overheads: merging each tile
-/// into C (about 24 steps of k) and packing B, which only m rows share (about 24 rows' worth
-/// of work). Measured with `cargo xtask bench matmul`.
-fn packed_fill(m: usize, k: usize, n: usize) -> f64 {
-    let fill = |len: usize, unit: usize| len as f64 / (len.div_ceil(unit) * unit) as f64;
-    fill(m, 32) * fill(n, 10) / (1.0 + 24.0 / k as f64 + 24.0 / m as f64)
-}
-
-/// The most rows of A for which `x·Wᵀ` takes the transposed rows path (each thread then
-/// transposes its own part of W). Measured in `cargo xtask bench train` (1 thread,
-/// 784-256-10, on an AMD EPYC Zen 5): with a direct path also at 256 and 1024 rows, epochs
-/// took 0.285 s and 0.268 s; with the packed path there, 0.252 s and 0.248 s.
-pub(crate) const SHORT_A_MAX_M: usize = 128;
 /// Rows of C per block of the dot path.
 const DOT_MR: usize = 4;
 const DOT_NR: usize = 4;
-/// Rows and columns of C per block of the rows path.
+/// Rows of C per tile of the rows path where it is 4 vectors wide (see [`rows_per_tile`]);
+/// the plan splits C along m in whole multiples of it.
 pub(crate) const ROWS_MR: usize = 6;
+/// Columns of C per tile of the rows path (4 vectors): the loop over n steps by it.
 pub(crate) const ROWS_NR: usize = 64;
 /// Rows of C per tile of the rows path for tiles `vectors` vectors wide: 24-27 accumulators
 /// whatever the width (n = 50 has 3 whole vectors: 9 rows, not 6 rows and 18 accumulators).
@@ -114,23 +54,26 @@ fn rows_per_tile(vectors: usize) -> usize {
 }
 /// Steps of k per panel of the rows path: a panel of B (ROWS_KC × ROWS_NR floats) stays in L1
 /// while every tile of rows reads it.
-const ROWS_KC: usize = 96;
+pub(crate) const ROWS_KC: usize = 96;
 /// The rows path computes the last `n mod 16` columns as dot products when there are at most
 /// this many (and A's rows are contiguous).
-const ROWS_DOT_TAIL: usize = 8;
+pub(crate) const ROWS_DOT_TAIL: usize = 8;
 /// Rows of A per pass of the rows path when it has a dot-product tail (96 rows of 784 floats:
 /// 300 KiB, in L2).
 const ROWS_TAIL_BLOCK: usize = 96;
 
-/// Runs `path` on the whole block `c` on this thread. The caller guarantees AVX-512F.
-pub(crate) fn run(path: Direct, alpha: f32, a: MatRef, b: MatRef, beta: f32, c: MatMut) {
+/// Runs the unpacked `path` (of a plan) on the whole block `c` on this thread. The plan
+/// chooses these paths only for CPUs with AVX-512F.
+pub(crate) fn run(path: Path, alpha: f32, a: MatRef, b: MatRef, beta: f32, c: MatMut) {
+    assert!(crate::kernel::Cpu::detect().avx512f, "the unpacked paths need AVX-512F");
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: `gemm` only takes this path when AVX-512F was detected; the views are valid.
+    // SAFETY: AVX-512F is present (checked above); the views are valid.
     unsafe {
         match path {
-            Direct::Rows => x86::rows_path(alpha, a, b, beta, c),
-            Direct::TransposedRows => x86::transposed_rows_path(alpha, a, b, beta, c),
-            Direct::SwappedRows => x86::swapped_rows_path(alpha, a, b, beta, c),
+            Path::Rows(rows) => x86::rows_path(rows, alpha, a, b, beta, c),
+            Path::TransposedRows(rows) => x86::transposed_rows_path(rows, alpha, a, b, beta, c),
+            Path::SwappedRows(rows) => x86::swapped_rows_path(rows, alpha, a, b, beta, c),
+            Path::Packed { .. } => unreachable!("the packed path is run by `gemm::execute`"),
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -232,7 +175,7 @@ mod x86 {
 
     /// `C = α·A·B + β·C` for a column-major B (`b.rs == 1`): B copied row-major, then the rows path.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn transposed_rows_path(alpha: f32, a: MatRef, b: MatRef, beta: f32, c: MatMut) {
+    pub(super) unsafe fn transposed_rows_path(rows: Rows, alpha: f32, a: MatRef, b: MatRef, beta: f32, c: MatMut) {
         let (k, n) = (b.rows, b.cols);
         // Rows padded to whole vectors in a line-aligned buffer, so each row of the copy
         // starts on a cache line.
@@ -248,7 +191,7 @@ mod x86 {
                 rs: ld as isize,
                 cs: 1,
             };
-            rows_path(alpha, a, b_rows, beta, c);
+            rows_path(rows, alpha, a, b_rows, beta, c);
         })
     }
 
@@ -265,7 +208,7 @@ mod x86 {
     /// give the same bits wherever neither computes a remainder of columns apart (m and n
     /// multiples of 16, or leaving more than `ROWS_DOT_TAIL` past one; tested).
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn swapped_rows_path(alpha: f32, a: MatRef, b: MatRef, beta: f32, c: MatMut) {
+    pub(super) unsafe fn swapped_rows_path(rows: Rows, alpha: f32, a: MatRef, b: MatRef, beta: f32, c: MatMut) {
         let (m, n, k) = (c.rows, c.cols, a.cols);
         let ld = m.div_ceil(16) * 16;
         B_ROWS.with(|x_rows| {
@@ -289,7 +232,7 @@ mod x86 {
                     cs: 1,
                 };
                 // α = 1 and β = 0 store each chain's sum as it is (1·v is exact).
-                rows_path(1.0, b.transposed(), x_rows, 0.0, c_transposed);
+                rows_path(rows, 1.0, b.transposed(), x_rows, 0.0, c_transposed);
                 merge_transposed(alpha, c_rows.as_ptr(), ld, beta, c);
             })
         })
@@ -356,26 +299,25 @@ mod x86 {
         static B_TAIL: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
     }
 
-    /// The rows path. When n leaves a short remainder past its last whole vector (n = 50: 2
-    /// columns, which would fill 2 of 16 lanes at every step of k), those columns are computed
-    /// apart: as dot products along k when A's rows are contiguous (the dot path, on a
-    /// column-major copy of them), with vectors along m when A's columns are. The remainder is
-    /// the columns past the last multiple of 16 of the whole matrix whatever the split over
-    /// threads (blocks start at multiples of 16), so each element is computed the same way for
-    /// any thread count.
+    /// The rows path, with the plan's blocking `rows`. When n leaves a short remainder past
+    /// its last whole vector (n = 50: 2 columns, which would fill 2 of 16 lanes at every step
+    /// of k), the plan may have those columns computed apart: as dot products along k when A's
+    /// rows are contiguous (the dot path, on a column-major copy of them), with vectors along m
+    /// when A's columns are. The remainder is the columns past the last multiple of 16 of the
+    /// whole matrix whatever the split over threads (blocks start at multiples of 16, so only
+    /// the last block has one), so each element is computed the same way for any thread count.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn rows_path(alpha: f32, a: MatRef, b: MatRef, beta: f32, c: MatMut) {
+    pub(super) unsafe fn rows_path(blocking: Rows, alpha: f32, a: MatRef, b: MatRef, beta: f32, c: MatMut) {
         let (m, n, k) = (c.rows, c.cols, a.cols);
-        let rows_contiguous = a.cs == 1;
-        let tail = if (rows_contiguous || a.rs == 1) && n % 16 <= ROWS_DOT_TAIL {
-            n % 16
-        } else {
-            0
+        let tail = n % 16;
+        // Whether A's rows are contiguous (dot products) or its columns (vectors along m).
+        let rows_contiguous = match blocking.tail {
+            Tail::Dot(_) if tail > 0 => true,
+            Tail::AlongM(_) if tail > 0 => false,
+            _ => return rows_vectors(blocking.k_panel, alpha, a, b, beta, c),
         };
+        debug_assert!(matches!(blocking.tail, Tail::Dot(cols) | Tail::AlongM(cols) if cols == tail));
         let main = n - tail;
-        if tail == 0 {
-            return rows_vectors(alpha, a, b, beta, c);
-        }
         B_TAIL.with(|buffer| {
             let mut buffer = buffer.borrow_mut();
             buffer.clear();
@@ -396,7 +338,14 @@ mod x86 {
             for i0 in (0..m).step_by(ROWS_TAIL_BLOCK) {
                 let rows = ROWS_TAIL_BLOCK.min(m - i0);
                 let a_rows = a.sub(i0, 0, rows, k);
-                rows_vectors(alpha, a_rows, b.sub(0, 0, k, main), beta, c.sub(i0, 0, rows, main));
+                rows_vectors(
+                    blocking.k_panel,
+                    alpha,
+                    a_rows,
+                    b.sub(0, 0, k, main),
+                    beta,
+                    c.sub(i0, 0, rows, main),
+                );
                 let c_tail = c.sub(i0, main, rows, tail);
                 if rows_contiguous {
                     dot_path(alpha, a_rows, b_tail, beta, c_tail);
@@ -456,15 +405,15 @@ mod x86 {
 
     /// The rows path's vector loop: 16-lane vectors along n, the last one masked.
     #[target_feature(enable = "avx512f")]
-    unsafe fn rows_vectors(alpha: f32, a: MatRef, b: MatRef, beta: f32, c: MatMut) {
+    unsafe fn rows_vectors(k_panel: usize, alpha: f32, a: MatRef, b: MatRef, beta: f32, c: MatMut) {
         let (m, n, k) = (c.rows, c.cols, a.cols);
         for j0 in (0..n).step_by(ROWS_NR) {
             let nc = ROWS_NR.min(n - j0);
             let vectors = nc.div_ceil(16);
             let last_mask = first_lanes(nc - (vectors - 1) * 16);
-            // A panel of B (ROWS_KC × 64) is read by every tile of rows from L1; the first
+            // A panel of B (k_panel × 64) is read by every tile of rows from L1; the first
             // panel merges into C with β, the next ones add to it.
-            let panel = if a.rs == 1 { ROWS_KC } else { k };
+            let panel = k_panel;
             let tile_rows = rows_per_tile(vectors);
             for k0 in (0..k).step_by(panel) {
                 let steps = panel.min(k - k0);
@@ -532,6 +481,7 @@ mod x86 {
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
+    use crate::plan::rows_blocking;
 
     /// A deterministic matrix of values in [-1, 1) with no simple pattern.
     fn values(len: usize, seed: u32) -> Vec<f32> {
@@ -544,33 +494,6 @@ mod tests {
                 (h >> 8) as f32 / (1u32 << 23) as f32 - 1.0
             })
             .collect()
-    }
-
-    #[test]
-    fn x_times_w_transposed_swaps_only_when_x_is_the_smaller() {
-        let view = |rows: usize, cols: usize, rs: isize, cs: isize| MatRef {
-            ptr: std::ptr::null(),
-            rows,
-            cols,
-            rs,
-            cs,
-        };
-        let c = |rows: usize, cols: usize| MatMut {
-            ptr: std::ptr::null_mut(),
-            rows,
-            cols,
-            rs: cols as isize,
-            cs: 1,
-        };
-        // x: [m, 784] row-major; Wᵀ: the [n, 784] weight seen as 784 × n (column-major).
-        let choice = |m: usize, n: usize| choose(&view(m, 784, 784, 1), &view(784, n, 1, 784), &c(m, n));
-        assert_eq!(choice(64, 256), Some(Direct::SwappedRows));
-        assert_eq!(choice(32, 256), Some(Direct::SwappedRows));
-        // As many rows as W: transposing either costs the same; W is transposed.
-        assert_eq!(choice(128, 128), Some(Direct::TransposedRows));
-        // A tall x goes to the packed path, a narrow W to the rows path on Wᵀ's copy.
-        assert_eq!(choice(1024, 256), None);
-        assert_eq!(choice(1024, 50), Some(Direct::TransposedRows));
     }
 
     #[test]
@@ -607,7 +530,9 @@ mod tests {
                 rs: 1,
                 cs: k as isize,
             };
-            let run = |path: Direct| {
+            let transposed = Path::TransposedRows(rows_blocking(a.layout(), k, n));
+            let swapped = Path::SwappedRows(rows_blocking(b.transposed().layout(), k, m));
+            let run = |path: Path| {
                 let mut c = c0.clone();
                 let c_view = MatMut {
                     ptr: c.as_mut_ptr(),
@@ -619,7 +544,7 @@ mod tests {
                 run(path, alpha, a, b, beta, c_view);
                 c
             };
-            let (transposed, swapped) = (run(Direct::TransposedRows), run(Direct::SwappedRows));
+            let (transposed, swapped) = (run(transposed), run(swapped));
             for (i, (t, s)) in transposed.iter().zip(&swapped).enumerate() {
                 assert_eq!(t.to_bits(), s.to_bits(), "{m}x{k}x{n}: element ({}, {})", i / n, i % n);
             }
