@@ -48,6 +48,7 @@ pub(crate) type MatMut = Strided<*mut f32>;
 
 // SAFETY: the driver hands disjoint blocks of C to different tasks and only reads A and B.
 unsafe impl<P> Send for Strided<P> {}
+// SAFETY: as for `Send`: shared descriptions are only read through, or written in disjoint blocks.
 unsafe impl<P> Sync for Strided<P> {}
 
 impl<P: Copy> Strided<P> {
@@ -85,9 +86,13 @@ impl MatRef {
     pub(crate) fn sub(self, i: usize, j: usize, rows: usize, cols: usize) -> Self {
         self.block(i, j, rows, cols, |p, o| p.wrapping_offset(o))
     }
+    /// # Safety
+    /// (i, j) is inside the matrix (i < rows, j < cols) and the matrix's elements are readable.
     #[inline(always)]
     unsafe fn at(&self, i: usize, j: usize) -> f32 {
-        *self.ptr.offset(i as isize * self.rs + j as isize * self.cs)
+        // SAFETY: (i, j) is inside the matrix (the caller's contract), so the offset stays inside
+        // its allocation and the element is initialized.
+        unsafe { *self.ptr.offset(i as isize * self.rs + j as isize * self.cs) }
     }
 }
 
@@ -243,22 +248,26 @@ fn loop_nest<K: MicroKernel>(kc_step: usize, alpha: f32, a: MatRef, b: MatRef, b
 /// `c` must address valid, writable elements.
 #[inline]
 unsafe fn merge_tile(t: &[f32], ld: usize, alpha: f32, beta: f32, c: MatMut) {
-    let update = |ci: *mut f32, v: f32| {
-        *ci = if beta == 0.0 { alpha * v } else { beta * *ci + alpha * v };
-    };
-    if c.cs == 1 && c.rs != 1 {
-        // Row-major C: walk each row of C contiguously.
-        for i in 0..c.rows {
-            let row = c.ptr.offset(i as isize * c.rs);
-            for j in 0..c.cols {
-                update(row.add(j), t[j * ld + i]);
-            }
-        }
-    } else {
-        for j in 0..c.cols {
-            let col = c.ptr.offset(j as isize * c.cs);
+    // SAFETY: the caller guarantees every element of `c` is valid and writable; no other reference
+    // to them is live.
+    unsafe {
+        let update = |ci: *mut f32, v: f32| {
+            *ci = if beta == 0.0 { alpha * v } else { beta * *ci + alpha * v };
+        };
+        if c.cs == 1 && c.rs != 1 {
+            // Row-major C: walk each row of C contiguously.
             for i in 0..c.rows {
-                update(col.offset(i as isize * c.rs), t[j * ld + i]);
+                let row = c.ptr.offset(i as isize * c.rs);
+                for j in 0..c.cols {
+                    update(row.add(j), t[j * ld + i]);
+                }
+            }
+        } else {
+            for j in 0..c.cols {
+                let col = c.ptr.offset(j as isize * c.cs);
+                for i in 0..c.rows {
+                    update(col.offset(i as isize * c.rs), t[j * ld + i]);
+                }
             }
         }
     }
@@ -284,9 +293,11 @@ fn pack_a<K: MicroKernel>(a: MatRef, out: &mut [f32]) {
     for (s, i0) in (0..mc).step_by(K::MR).enumerate() {
         let mr = K::MR.min(mc - i0);
         let sliver = &mut out[s * K::MR * kc..(s + 1) * K::MR * kc];
-        // SAFETY: a full sliver of a row-major A: MR rows of kc floats from (i0, 0).
         if a.cs == 1
             && mr == K::MR
+            // SAFETY: a full sliver of a row-major A: MR rows of kc floats from (i0, 0), `out`
+            // holds MR·kc floats from the sliver's start, and the plan only picks kernels that
+            // this CPU supports.
             && unsafe { K::pack_a_row_major(kc, a.ptr.offset(i0 as isize * a.rs), a.rs, sliver.as_mut_ptr()) }
         {
             continue;
@@ -345,9 +356,10 @@ fn pack_b<K: MicroKernel>(b: MatRef, out: &mut [f32]) {
         let nr = K::NR.min(nc - j0);
         let sliver = &mut out[t * K::NR * kc..(t + 1) * K::NR * kc];
         // Column-major B (the transposed view Wᵀ): the kernel's own transposing pack.
-        // SAFETY: a full sliver: NR columns of kc floats from (0, j0).
         if b.rs == 1
             && nr == K::NR
+            // SAFETY: a full sliver: NR columns of kc floats from (0, j0), `out` holds NR·kc
+            // floats from the sliver's start, and the kernel runs on this CPU (as above).
             && unsafe { K::pack_b_col_major(kc, b.ptr.offset(j0 as isize * b.cs), b.cs, sliver.as_mut_ptr()) }
         {
             continue;

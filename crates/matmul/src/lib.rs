@@ -1,3 +1,4 @@
+#![deny(unsafe_op_in_unsafe_fn)]
 //! # backprop-matmul
 //!
 //! Single-precision matrix multiplication for the network's forward and backward passes:
@@ -47,9 +48,10 @@ pub mod plan;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 
 pub use awake::{with_workers_awake, with_workers_awake_and};
-pub use kernel::{detect, Cpu, Kernel};
+pub use kernel::{detect, Kernel};
 
 use gemm::{MatMut, MatRef, Strided};
+pub use kernel::Cpu;
 use plan::{Paths, Plan, Product};
 
 /// The strided description of a 2-D view (pointer to its first element, shape, strides).

@@ -45,23 +45,38 @@ impl MicroKernel for Avx512 {
     const MC: usize = MC;
     const NC: usize = NC;
 
+    /// # Safety
+    /// As the trait's method (see [`MicroKernel`]).
     #[inline]
     unsafe fn run(kc: usize, a: *const f32, b: *const f32, out: *mut f32) {
-        avx512_32x10(kc, a, b, out)
+        // SAFETY: the caller upholds the trait method's contract, which is the kernel function's.
+        unsafe { avx512_32x10(kc, a, b, out) }
     }
 
+    /// # Safety
+    /// As the trait's method (see [`MicroKernel`]).
     #[inline]
     unsafe fn pack_a_row_major(kc: usize, a: *const f32, rs: isize, out: *mut f32) -> bool {
-        pack_32_vectors_p_major(kc, a, rs, out);
-        true
+        // SAFETY: the caller upholds the trait method's contract, which is the kernel function's.
+        unsafe {
+            pack_32_vectors_p_major(kc, a, rs, out);
+            true
+        }
     }
 
+    /// # Safety
+    /// As the trait's method (see [`MicroKernel`]).
     #[inline]
     unsafe fn pack_b_col_major(kc: usize, b: *const f32, cs: isize, out: *mut f32) -> bool {
-        pack_vectors_p_major::<{ Avx512::NR }>(kc, b, cs, out);
-        true
+        // SAFETY: the caller upholds the trait method's contract, which is the kernel function's.
+        unsafe {
+            pack_vectors_p_major::<{ Avx512::NR }>(kc, b, cs, out);
+            true
+        }
     }
 
+    /// # Safety
+    /// As the trait's method (see [`MicroKernel`]).
     #[inline]
     unsafe fn run_into_row_major(
         kc: usize,
@@ -74,13 +89,20 @@ impl MicroKernel for Avx512 {
         rows: usize,
         cols: usize,
     ) -> bool {
-        avx512_32x10_into_row_major(kc, a, b, c, rs, alpha, beta, rows, cols);
-        true
+        // SAFETY: the caller upholds the trait method's contract, which is the kernel function's.
+        unsafe {
+            avx512_32x10_into_row_major(kc, a, b, c, rs, alpha, beta, rows, cols);
+            true
+        }
     }
 }
 
 /// The 32 × 10 kernel, then the tile transposed in registers (two 16 × 16 transposes, six
 /// columns of zeros) and merged into 32 rows of C with 10-lane masked loads and stores.
+///
+/// # Safety
+/// As [`MicroKernel::run_into_row_major`]: `a` holds `32·kc` floats, `b` `10·kc`, the `rows × cols`
+/// elements of C from `c` (rows `rs` apart) exist and are writable, and the CPU supports AVX-512F.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
 unsafe fn avx512_32x10_into_row_major(
@@ -94,18 +116,22 @@ unsafe fn avx512_32x10_into_row_major(
     rows: usize,
     cols: usize,
 ) {
-    const NR: usize = Avx512::NR;
-    let (lo, hi) = accumulate_32x10(kc, a, b);
-    let mask = first_lanes(cols.min(NR));
-    for (half, acc) in [lo, hi].into_iter().enumerate() {
-        let rows_here = rows.saturating_sub(16 * half).min(16);
-        if rows_here == 0 {
-            break;
-        }
-        let mut r: [__m512; 16] = std::array::from_fn(|j| if j < NR { acc[j] } else { _mm512_setzero_ps() });
-        transpose_16x16(&mut r);
-        for (i, row) in r.iter().take(rows_here).enumerate() {
-            merge_vector(c.offset((16 * half + i) as isize * rs), mask, alpha, beta, *row);
+    // SAFETY: loads read the slivers within kc steps; each merge touches row i < rows of C in the
+    // first cols ≤ 10 lanes only (masked), which exist (the caller's contract).
+    unsafe {
+        const NR: usize = Avx512::NR;
+        let (lo, hi) = accumulate_32x10(kc, a, b);
+        let mask = first_lanes(cols.min(NR));
+        for (half, acc) in [lo, hi].into_iter().enumerate() {
+            let rows_here = rows.saturating_sub(16 * half).min(16);
+            if rows_here == 0 {
+                break;
+            }
+            let mut r: [__m512; 16] = std::array::from_fn(|j| if j < NR { acc[j] } else { _mm512_setzero_ps() });
+            transpose_16x16(&mut r);
+            for (i, row) in r.iter().take(rows_here).enumerate() {
+                merge_vector(c.offset((16 * half + i) as isize * rs), mask, alpha, beta, *row);
+            }
         }
     }
 }
@@ -123,27 +149,39 @@ pub(crate) fn first_lanes(count: usize) -> __mmask16 {
 /// Merges one vector of a tile into C at `dst`, in the lanes of `mask`: `β·C + α·T`, or
 /// `α·T` when β = 0 (C is then not read, whatever it holds), rounded as the scalar merge:
 /// one multiply, then one add. Every AVX-512 path merges through this.
+///
+/// # Safety
+/// `dst` is valid for reads and writes of the lanes set in `mask` (masked lanes are neither read
+/// nor written, wherever they point), and the CPU supports AVX-512F.
 #[inline]
 #[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn merge_vector(dst: *mut f32, mask: __mmask16, alpha: f32, beta: f32, tile: __m512) {
-    let scaled = _mm512_mul_ps(_mm512_set1_ps(alpha), tile);
-    let value = if beta == 0.0 {
-        scaled
-    } else {
-        _mm512_add_ps(
-            _mm512_mul_ps(_mm512_set1_ps(beta), _mm512_maskz_loadu_ps(mask, dst)),
-            scaled,
-        )
-    };
-    _mm512_mask_storeu_ps(dst, mask, value);
+    // SAFETY: the masked load and store touch only the lanes of `mask`, which the caller guarantees
+    // are valid.
+    unsafe {
+        let scaled = _mm512_mul_ps(_mm512_set1_ps(alpha), tile);
+        let value = if beta == 0.0 {
+            scaled
+        } else {
+            _mm512_add_ps(
+                _mm512_mul_ps(_mm512_set1_ps(beta), _mm512_maskz_loadu_ps(mask, dst)),
+                scaled,
+            )
+        };
+        _mm512_mask_storeu_ps(dst, mask, value);
+    }
 }
 
 /// The 32 × 10 register tile: `lo[j]` holds rows 0..16 of column j, `hi[j]` rows 16..32.
 /// A (32 values a step, 128 bytes) streams from L2: fetched 8 steps ahead.
+///
+/// # Safety
+/// `a` holds `32·kc` floats, `b` `10·kc`, and the CPU supports AVX-512F.
 #[inline]
 #[target_feature(enable = "avx512f")]
 unsafe fn accumulate_32x10(kc: usize, a: *const f32, b: *const f32) -> ([__m512; 10], [__m512; 10]) {
-    accumulate_32_by::<{ Avx512::NR }>(kc, a, b, Streamed::Vectors, 8)
+    // SAFETY: as the caller's contract, which is `accumulate_32_by`'s for N = 10.
+    unsafe { accumulate_32_by::<{ Avx512::NR }>(kc, a, b, Streamed::Vectors, 8) }
 }
 
 /// Which operand of [`accumulate_32_by`] streams from L2 (the other stays in L1).
@@ -157,6 +195,9 @@ enum Streamed {
 /// `vectors[32p .. 32p+32]` times each of N broadcast scalars `scalars[Np + t]`, added
 /// into `(lo[t], hi[t])` with one fused multiply-add per lane. The operand that streams
 /// from L2 is fetched `steps_ahead` steps ahead of its use.
+///
+/// # Safety
+/// `vectors` holds `32·kc` floats, `scalars` `N·kc`, and the CPU supports AVX-512F.
 #[inline]
 #[target_feature(enable = "avx512f")]
 unsafe fn accumulate_32_by<const N: usize>(
@@ -166,34 +207,42 @@ unsafe fn accumulate_32_by<const N: usize>(
     streamed: Streamed,
     steps_ahead: usize,
 ) -> ([__m512; N], [__m512; N]) {
-    let (streamed, stride) = match streamed {
-        Streamed::Vectors => (vectors, 32),
-        Streamed::Scalars => (scalars, N),
-    };
-    let mut lo = [_mm512_setzero_ps(); N];
-    let mut hi = [_mm512_setzero_ps(); N];
-    for p in 0..kc {
-        // The last `steps_ahead` steps point past the sliver: `wrapping_add` forms such
-        // an address without undefined behaviour, and a prefetch never faults.
-        let ahead = streamed.wrapping_add((p + steps_ahead) * stride);
-        for line in (0..stride).step_by(16) {
-            _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(line) as *const i8);
+    // SAFETY: loads read steps p < kc of each operand only; the prefetch address is formed with
+    // wrapping arithmetic and prefetches never fault.
+    unsafe {
+        let (streamed, stride) = match streamed {
+            Streamed::Vectors => (vectors, 32),
+            Streamed::Scalars => (scalars, N),
+        };
+        let mut lo = [_mm512_setzero_ps(); N];
+        let mut hi = [_mm512_setzero_ps(); N];
+        for p in 0..kc {
+            // The last `steps_ahead` steps point past the sliver: `wrapping_add` forms such
+            // an address without undefined behaviour, and a prefetch never faults.
+            let ahead = streamed.wrapping_add((p + steps_ahead) * stride);
+            for line in (0..stride).step_by(16) {
+                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(line) as *const i8);
+            }
+            let v_lo = _mm512_loadu_ps(vectors.add(p * 32));
+            let v_hi = _mm512_loadu_ps(vectors.add(p * 32 + 16));
+            let step = scalars.add(p * N);
+            for t in 0..N {
+                let s = _mm512_set1_ps(*step.add(t));
+                lo[t] = _mm512_fmadd_ps(v_lo, s, lo[t]);
+                hi[t] = _mm512_fmadd_ps(v_hi, s, hi[t]);
+            }
         }
-        let v_lo = _mm512_loadu_ps(vectors.add(p * 32));
-        let v_hi = _mm512_loadu_ps(vectors.add(p * 32 + 16));
-        let step = scalars.add(p * N);
-        for t in 0..N {
-            let s = _mm512_set1_ps(*step.add(t));
-            lo[t] = _mm512_fmadd_ps(v_lo, s, lo[t]);
-            hi[t] = _mm512_fmadd_ps(v_hi, s, hi[t]);
-        }
+        (lo, hi)
     }
-    (lo, hi)
 }
 
 /// [`accumulate_32_by`] for the first 16 of the 32 lanes only, scalars streamed: for an
 /// edge tile whose columns fit one vector, half the multiply-adds (each lane the same chain
 /// as in the full tile, so the same bits).
+///
+/// # Safety
+/// `vectors` holds `32·kc` floats (only the first 16 of each step are read), `scalars` `N·kc`, and
+/// the CPU supports AVX-512F.
 #[inline]
 #[target_feature(enable = "avx512f")]
 unsafe fn accumulate_16_by<const N: usize>(
@@ -202,51 +251,63 @@ unsafe fn accumulate_16_by<const N: usize>(
     scalars: *const f32,
     steps_ahead: usize,
 ) -> [__m512; N] {
-    let mut lo = [_mm512_setzero_ps(); N];
-    for p in 0..kc {
-        // Past the sliver for the last steps: see `accumulate_32_by`.
-        let ahead = scalars.wrapping_add((p + steps_ahead) * N);
-        for line in (0..N).step_by(16) {
-            _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(line) as *const i8);
+    // SAFETY: as `accumulate_32_by`: loads stay within kc steps, the prefetch address is formed
+    // with wrapping arithmetic.
+    unsafe {
+        let mut lo = [_mm512_setzero_ps(); N];
+        for p in 0..kc {
+            // Past the sliver for the last steps: see `accumulate_32_by`.
+            let ahead = scalars.wrapping_add((p + steps_ahead) * N);
+            for line in (0..N).step_by(16) {
+                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(line) as *const i8);
+            }
+            let v_lo = _mm512_loadu_ps(vectors.add(p * 32));
+            let step = scalars.add(p * N);
+            for t in 0..N {
+                lo[t] = _mm512_fmadd_ps(v_lo, _mm512_set1_ps(*step.add(t)), lo[t]);
+            }
         }
-        let v_lo = _mm512_loadu_ps(vectors.add(p * 32));
-        let step = scalars.add(p * N);
-        for t in 0..N {
-            lo[t] = _mm512_fmadd_ps(v_lo, _mm512_set1_ps(*step.add(t)), lo[t]);
-        }
+        lo
     }
-    lo
 }
 
 /// Transposes 32 vectors of kc contiguous values, `rs` apart, into p-major order (32 values
 /// per step), 16 × 16 blocks at a time in registers (the last kc mod 16 steps one value at a
 /// time). Packs 32 rows of a row-major A for the 32 × 10 tile, and 32 columns of a
 /// column-major B (a `Wᵀ` view) for the 14 × 32 tile.
+///
+/// # Safety
+/// The 32 vectors of `kc` floats from `a` (`rs` apart) exist, `out` holds `32·kc` floats, and the
+/// CPU supports AVX-512F.
 #[target_feature(enable = "avx512f")]
 unsafe fn pack_32_vectors_p_major(kc: usize, a: *const f32, rs: isize, out: *mut f32) {
-    let full = kc / 16 * 16;
-    for half in 0..2 {
-        let rows = a.offset(16 * half as isize * rs);
-        let mut p = 0;
-        while p < full {
-            // Fetch each row 256 bytes ahead: 16 streams are more than the hardware
-            // prefetcher follows well. Near the end of a row that address lies past it
-            // (past the matrix, for the last row), so it is formed with wrapping
-            // arithmetic, which is defined for any address; a prefetch never faults.
-            for i in 0..16 {
-                let ahead = rows.wrapping_offset(i as isize * rs).wrapping_add(p + 64);
-                _mm_prefetch::<_MM_HINT_T0>(ahead as *const i8);
+    // SAFETY: loads read p < kc of the 32 vectors, stores write steps p < kc of `out` (the caller's
+    // contract); the prefetch address is formed with wrapping arithmetic.
+    unsafe {
+        let full = kc / 16 * 16;
+        for half in 0..2 {
+            let rows = a.offset(16 * half as isize * rs);
+            let mut p = 0;
+            while p < full {
+                // Fetch each row 256 bytes ahead: 16 streams are more than the hardware
+                // prefetcher follows well. Near the end of a row that address lies past it
+                // (past the matrix, for the last row), so it is formed with wrapping
+                // arithmetic, which is defined for any address; a prefetch never faults.
+                for i in 0..16 {
+                    let ahead = rows.wrapping_offset(i as isize * rs).wrapping_add(p + 64);
+                    _mm_prefetch::<_MM_HINT_T0>(ahead as *const i8);
+                }
+                let mut r: [__m512; 16] = std::array::from_fn(|i| _mm512_loadu_ps(rows.offset(i as isize * rs).add(p)));
+                transpose_16x16(&mut r);
+                for (q, v) in r.iter().enumerate() {
+                    _mm512_storeu_ps(out.add((p + q) * 32 + 16 * half), *v);
+                }
+                p += 16;
             }
-            let mut r: [__m512; 16] = std::array::from_fn(|i| _mm512_loadu_ps(rows.offset(i as isize * rs).add(p)));
-            transpose_16x16(&mut r);
-            for (q, v) in r.iter().enumerate() {
-                _mm512_storeu_ps(out.add((p + q) * 32 + 16 * half), *v);
-            }
-            p += 16;
-        }
-        for p in full..kc {
-            for i in 0..16 {
-                *out.add(p * 32 + 16 * half + i) = *rows.offset(i as isize * rs).add(p);
+            for p in full..kc {
+                for i in 0..16 {
+                    *out.add(p * 32 + 16 * half + i) = *rows.offset(i as isize * rs).add(p);
+                }
             }
         }
     }
@@ -257,29 +318,37 @@ unsafe fn pack_32_vectors_p_major(kc: usize, a: *const f32, rs: isize, out: *mut
 /// rows of zeros), each step's N values stored with a masked store. Packs 10 columns of a
 /// column-major B (a `Wᵀ` view) for the 32 × 10 tile, and 14 rows of a row-major A for the
 /// 14 × 32 tile.
+///
+/// # Safety
+/// The `N` vectors of `kc` floats from `b` (`cs` apart) exist, `out` holds `N·kc` floats, and the
+/// CPU supports AVX-512F.
 #[target_feature(enable = "avx512f")]
 unsafe fn pack_vectors_p_major<const N: usize>(kc: usize, b: *const f32, cs: isize, out: *mut f32) {
-    const { assert!(N <= 16) };
-    let full = kc / 16 * 16;
-    let mask = first_lanes(N);
-    let mut p = 0;
-    while p < full {
-        let mut r: [__m512; 16] = std::array::from_fn(|j| {
-            if j < N {
-                _mm512_loadu_ps(b.offset(j as isize * cs).add(p))
-            } else {
-                _mm512_setzero_ps()
+    // SAFETY: loads read p < kc of the N vectors, masked stores write the first N lanes of steps p
+    // < kc of `out` (the caller's contract).
+    unsafe {
+        const { assert!(N <= 16) };
+        let full = kc / 16 * 16;
+        let mask = first_lanes(N);
+        let mut p = 0;
+        while p < full {
+            let mut r: [__m512; 16] = std::array::from_fn(|j| {
+                if j < N {
+                    _mm512_loadu_ps(b.offset(j as isize * cs).add(p))
+                } else {
+                    _mm512_setzero_ps()
+                }
+            });
+            transpose_16x16(&mut r);
+            for (q, v) in r.iter().enumerate() {
+                _mm512_mask_storeu_ps(out.add((p + q) * N), mask, *v);
             }
-        });
-        transpose_16x16(&mut r);
-        for (q, v) in r.iter().enumerate() {
-            _mm512_mask_storeu_ps(out.add((p + q) * N), mask, *v);
+            p += 16;
         }
-        p += 16;
-    }
-    for p in full..kc {
-        for j in 0..N {
-            *out.add(p * N + j) = *b.offset(j as isize * cs).add(p);
+        for p in full..kc {
+            for j in 0..N {
+                *out.add(p * N + j) = *b.offset(j as isize * cs).add(p);
+            }
         }
     }
 }
@@ -287,7 +356,7 @@ unsafe fn pack_vectors_p_major<const N: usize>(kc: usize, b: *const f32, cs: isi
 /// In-register transpose of a 16 × 16 block: `r[i][j]` becomes `r[j][i]`.
 #[inline]
 #[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn transpose_16x16(r: &mut [__m512; 16]) {
+pub(crate) fn transpose_16x16(r: &mut [__m512; 16]) {
     // Stage 1: interleave pairs of rows (2 × 2 blocks of scalars).
     let mut t = [_mm512_setzero_ps(); 16];
     for i in 0..8 {
@@ -316,13 +385,18 @@ pub(crate) unsafe fn transpose_16x16(r: &mut [__m512; 16]) {
     }
 }
 
+/// # Safety
+/// `a` holds `32·kc` floats, `b` `10·kc`, `out` 320, and the CPU supports AVX-512F.
 #[target_feature(enable = "avx512f")]
 unsafe fn avx512_32x10(kc: usize, a: *const f32, b: *const f32, out: *mut f32) {
-    const NR: usize = Avx512::NR;
-    let (lo, hi) = accumulate_32x10(kc, a, b);
-    for j in 0..NR {
-        _mm512_storeu_ps(out.add(j * 32), lo[j]);
-        _mm512_storeu_ps(out.add(j * 32 + 16), hi[j]);
+    // SAFETY: the caller's contract; the stores write the 320 floats of `out`.
+    unsafe {
+        const NR: usize = Avx512::NR;
+        let (lo, hi) = accumulate_32x10(kc, a, b);
+        for j in 0..NR {
+            _mm512_storeu_ps(out.add(j * 32), lo[j]);
+            _mm512_storeu_ps(out.add(j * 32 + 16), hi[j]);
+        }
     }
 }
 
@@ -336,23 +410,38 @@ impl MicroKernel for Avx512Wide {
     const MC: usize = MC;
     const NC: usize = NC;
 
+    /// # Safety
+    /// As the trait's method (see [`MicroKernel`]).
     #[inline]
     unsafe fn run(kc: usize, a: *const f32, b: *const f32, out: *mut f32) {
-        avx512_14x32(kc, a, b, out)
+        // SAFETY: the caller upholds the trait method's contract, which is the kernel function's.
+        unsafe { avx512_14x32(kc, a, b, out) }
     }
 
+    /// # Safety
+    /// As the trait's method (see [`MicroKernel`]).
     #[inline]
     unsafe fn pack_a_row_major(kc: usize, a: *const f32, rs: isize, out: *mut f32) -> bool {
-        pack_vectors_p_major::<{ Avx512Wide::MR }>(kc, a, rs, out);
-        true
+        // SAFETY: the caller upholds the trait method's contract, which is the kernel function's.
+        unsafe {
+            pack_vectors_p_major::<{ Avx512Wide::MR }>(kc, a, rs, out);
+            true
+        }
     }
 
+    /// # Safety
+    /// As the trait's method (see [`MicroKernel`]).
     #[inline]
     unsafe fn pack_b_col_major(kc: usize, b: *const f32, cs: isize, out: *mut f32) -> bool {
-        pack_32_vectors_p_major(kc, b, cs, out);
-        true
+        // SAFETY: the caller upholds the trait method's contract, which is the kernel function's.
+        unsafe {
+            pack_32_vectors_p_major(kc, b, cs, out);
+            true
+        }
     }
 
+    /// # Safety
+    /// As the trait's method (see [`MicroKernel`]).
     #[inline]
     unsafe fn run_into_row_major(
         kc: usize,
@@ -365,20 +454,31 @@ impl MicroKernel for Avx512Wide {
         rows: usize,
         cols: usize,
     ) -> bool {
-        avx512_14x32_into_row_major(kc, a, b, c, rs, alpha, beta, rows, cols);
-        true
+        // SAFETY: the caller upholds the trait method's contract, which is the kernel function's.
+        unsafe {
+            avx512_14x32_into_row_major(kc, a, b, c, rs, alpha, beta, rows, cols);
+            true
+        }
     }
 }
 
 /// The 14 × 32 register tile: `left[i]` holds columns 0..16 of row i, `right[i]` 16..32.
 /// A (14 values a step, 56 bytes) streams from L2: fetched 16 steps ahead.
+///
+/// # Safety
+/// `a` holds `14·kc` floats, `b` `32·kc`, and the CPU supports AVX-512F.
 #[inline]
 #[target_feature(enable = "avx512f")]
 unsafe fn accumulate_14x32(kc: usize, a: *const f32, b: *const f32) -> ([__m512; 14], [__m512; 14]) {
-    accumulate_32_by::<{ Avx512Wide::MR }>(kc, b, a, Streamed::Scalars, 16)
+    // SAFETY: as the caller's contract, which is `accumulate_32_by`'s for N = 14.
+    unsafe { accumulate_32_by::<{ Avx512Wide::MR }>(kc, b, a, Streamed::Scalars, 16) }
 }
 
 /// The 14 × 32 kernel merged into 14 rows of a row-major C, two full vectors a row.
+///
+/// # Safety
+/// As [`MicroKernel::run_into_row_major`]: `a` holds `14·kc` floats, `b` `32·kc`, the `rows × cols`
+/// elements of C from `c` (rows `rs` apart) exist and are writable, and the CPU supports AVX-512F.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
 unsafe fn avx512_14x32_into_row_major(
@@ -392,50 +492,61 @@ unsafe fn avx512_14x32_into_row_major(
     rows: usize,
     cols: usize,
 ) {
-    const MR: usize = Avx512Wide::MR;
-    if cols <= 16 {
-        // The last sliver of a C whose width is a multiple of 32 plus at most 16 (129, 199):
-        // one vector a row instead of two.
-        let left = accumulate_16_by::<MR>(kc, b, a, 16);
-        let mask = first_lanes(cols);
-        for (i, &v) in left.iter().enumerate().take(rows.min(MR)) {
-            merge_vector(c.offset(i as isize * rs), mask, alpha, beta, v);
+    // SAFETY: the accumulations read the slivers within kc steps; each merge touches row i < rows
+    // of C in its first cols lanes only (masked; the second vector only when cols > 16), which
+    // exist (the caller's contract).
+    unsafe {
+        const MR: usize = Avx512Wide::MR;
+        if cols <= 16 {
+            // The last sliver of a C whose width is a multiple of 32 plus at most 16 (129, 199):
+            // one vector a row instead of two.
+            let left = accumulate_16_by::<MR>(kc, b, a, 16);
+            let mask = first_lanes(cols);
+            for (i, &v) in left.iter().enumerate().take(rows.min(MR)) {
+                merge_vector(c.offset(i as isize * rs), mask, alpha, beta, v);
+            }
+            return;
         }
-        return;
-    }
-    let (left, right) = accumulate_14x32(kc, a, b);
-    if rows == MR && cols == 32 {
-        // A whole tile (nearly all of them): the loop unrolled, no masks.
-        for i in 0..MR {
+        let (left, right) = accumulate_14x32(kc, a, b);
+        if rows == MR && cols == 32 {
+            // A whole tile (nearly all of them): the loop unrolled, no masks.
+            for i in 0..MR {
+                let row = c.offset(i as isize * rs);
+                merge_vector(row, 0xffff, alpha, beta, left[i]);
+                merge_vector(row.add(16), 0xffff, alpha, beta, right[i]);
+            }
+            return;
+        }
+        let (left_mask, right_mask) = (first_lanes(cols), first_lanes(cols.saturating_sub(16)));
+        for i in 0..rows.min(MR) {
             let row = c.offset(i as isize * rs);
-            merge_vector(row, 0xffff, alpha, beta, left[i]);
-            merge_vector(row.add(16), 0xffff, alpha, beta, right[i]);
-        }
-        return;
-    }
-    let (left_mask, right_mask) = (first_lanes(cols), first_lanes(cols.saturating_sub(16)));
-    for i in 0..rows.min(MR) {
-        let row = c.offset(i as isize * rs);
-        merge_vector(row, left_mask, alpha, beta, left[i]);
-        if right_mask != 0 {
-            merge_vector(row.add(16), right_mask, alpha, beta, right[i]);
+            merge_vector(row, left_mask, alpha, beta, left[i]);
+            if right_mask != 0 {
+                merge_vector(row.add(16), right_mask, alpha, beta, right[i]);
+            }
         }
     }
 }
 
 /// The 14 × 32 kernel into the column-major tile `out[j·14 + i]` (for edge tiles).
+///
+/// # Safety
+/// `a` holds `14·kc` floats, `b` `32·kc`, `out` 448, and the CPU supports AVX-512F.
 #[target_feature(enable = "avx512f")]
 unsafe fn avx512_14x32(kc: usize, a: *const f32, b: *const f32, out: *mut f32) {
-    const MR: usize = Avx512Wide::MR;
-    let (left, right) = accumulate_14x32(kc, a, b);
-    let mut rows = [0.0f32; MR * 32];
-    for i in 0..MR {
-        _mm512_storeu_ps(rows.as_mut_ptr().add(i * 32), left[i]);
-        _mm512_storeu_ps(rows.as_mut_ptr().add(i * 32 + 16), right[i]);
-    }
-    for i in 0..MR {
-        for j in 0..32 {
-            *out.add(j * MR + i) = rows[i * 32 + j];
+    // SAFETY: the caller's contract; the stores write the local rows and the 448 floats of `out`.
+    unsafe {
+        const MR: usize = Avx512Wide::MR;
+        let (left, right) = accumulate_14x32(kc, a, b);
+        let mut rows = [0.0f32; MR * 32];
+        for i in 0..MR {
+            _mm512_storeu_ps(rows.as_mut_ptr().add(i * 32), left[i]);
+            _mm512_storeu_ps(rows.as_mut_ptr().add(i * 32 + 16), right[i]);
+        }
+        for i in 0..MR {
+            for j in 0..32 {
+                *out.add(j * MR + i) = rows[i * 32 + j];
+            }
         }
     }
 }
