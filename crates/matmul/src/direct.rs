@@ -28,13 +28,15 @@
 //!
 //! Every element is computed by the same operations wherever its block falls, so the split over
 //! threads does not change a bit. Used only when AVX-512F is present; other CPUs use the
-//! packed path.
+//! packed path. Which path a product takes, its blocking (`Rows`: the k panel and the tail of
+//! columns) and its split over threads are the plan's (`plan.rs`); this file carries them out.
 
 use crate::gemm::{MatMut, MatRef};
 use crate::plan::{Path, Rows, Tail};
 
-/// Rows of C per block of the dot path.
+/// Rows of C per block of the dot path (the inner loop over i).
 const DOT_MR: usize = 4;
+/// Columns of C per block of the dot path (the outer loop over j).
 const DOT_NR: usize = 4;
 /// Rows of C per tile of the rows path where it is 4 vectors wide (see [`rows_per_tile`]);
 /// the plan splits C along m in whole multiples of it.

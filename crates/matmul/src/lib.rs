@@ -12,9 +12,11 @@
 //! passes `g.t()`, and nothing is copied. β = 0 overwrites C whatever it held.
 //!
 //! Built the BLIS way ([`gemm`](mod@gemm) has the loop nest written out): packed panels of A and B and a
-//! register-blocked micro-kernel chosen once at run time by CPU feature detection
-//! (AVX-512, AVX2+FMA, or a portable one; see [`Kernel`]). Packing buffers are per thread and
-//! reused, so a steady-state call allocates nothing.
+//! register-blocked micro-kernel for the instruction sets detected at run time (AVX-512,
+//! AVX2+FMA, or a portable one; see [`Kernel`] and [`Cpu`]). For each product one pure function,
+//! [`plan::plan`], picks the path (the packed tile, or an unpacked AVX-512 path for a skinny
+//! product), its blocking and its split over threads; the rest of the crate carries the plan
+//! out. Packing buffers are per thread and reused, so a steady-state call allocates nothing.
 //!
 //! **Threads.** Large products are split into fixed blocks of C over rayon's current pool (one
 //! per thread); small ones ([`plan::PARALLEL_THRESHOLD`]) run on the calling thread, because
