@@ -217,8 +217,8 @@ fn loop_nest<K: MicroKernel>(kc_step: usize, alpha: f32, a: MatRef, b: MatRef, b
                             let a_sliver = a_pack[ir * kc..].as_ptr();
                             let c_tile = c.sub(ic + ir, jc + jr, mr, nr);
                             // SAFETY: the slivers hold kc·MR and kc·NR floats (zero-padded),
-                            // `gemm` only chooses kernels the CPU supports, and c_tile is a
-                            // block of C.
+                            // the plan only picks kernels this CPU supports (`Cpu::detect`),
+                            // and c_tile is a block of C.
                             unsafe {
                                 // Edge tiles too: the kernel merges their first mr × nr
                                 // with masks instead of the scalar merge (199³ on an Intel
