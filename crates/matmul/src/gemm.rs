@@ -1,4 +1,6 @@
-//! The BLIS loop nest around the micro-kernels, and its parallel split.
+//! The BLIS loop nest around the micro-kernels, and the execution of a plan (`plan.rs`): its
+//! split of C over threads, and its path on each block. NC, KC, MC, MR and NR belong to each
+//! kernel (`kernel/*.rs`).
 //!
 //! ```text
 //! LOOP 5  for jc in 0..n step NC          split n into panels of NC columns
@@ -15,47 +17,21 @@
 
 use std::cell::RefCell;
 
-use crate::direct::{self, Direct};
-use crate::kernel::{Avx2Fma, Avx512, Avx512Wide, Kernel, MicroKernel, Portable};
+use crate::direct;
+use crate::kernel::{Avx2Fma, Avx512, Avx512Wide, MicroKernel, Portable};
+use crate::plan::{Axis, Layout, Path, Plan, Split, Tile};
 
-/// LOOP 4: the most depth of a packed panel; k is cut into equal panels of at most KC (see
-/// [`panel_depth`]). The sliver that LOOP 1 keeps in L1 (32 × KC floats for the 14 × 32 tile,
-/// 48 KiB; 10 × KC for the 32 × 10 one) shares the 48 KiB L1 with the stream of the other.
-/// On an Intel Xeon, 384 ran the 14 × 32 tile at 1024³ about 6% faster than 256 or 512.
-pub const KC: usize = 384;
-
-/// The depth of each LOOP 4 panel for a product of depth k: k cut into `ceil(k / KC)` equal
-/// panels (rounded up to a multiple of 16), so that no short last panel pays for a whole merge
-/// into C (784 = 2 × 392, not 384 + 384 + 16). Depends on k alone, so every element of C sums
-/// the same panels whichever tile or thread computes it.
-pub fn panel_depth(k: usize) -> usize {
-    let panels = k.div_ceil(KC).max(1);
+/// The depth of each LOOP 4 panel for a product of depth k and a kernel's KC: k cut into
+/// `ceil(k / KC)` equal panels (rounded up to a multiple of 16), so that no short last panel
+/// pays for a whole merge into C (784 = 272 + 272 + 240, not 384 + 384 + 16). Depends on k and
+/// KC alone, so every element of C sums the same panels whichever tile or thread computes it.
+pub fn panel_depth(k: usize, kc: usize) -> usize {
+    let panels = k.div_ceil(kc).max(1);
     k.div_ceil(panels).next_multiple_of(16).clamp(1, k.max(1))
 }
-/// LOOP 3: rows of the packed A block (rounded down to whole slivers). MC × KC floats
-/// (384 KiB) stay in L2 (1–2 MiB a core).
-pub const MC: usize = 256;
-/// LOOP 5: columns of the packed B panel (rounded down to whole slivers). KC × NC floats
-/// (3 MiB) stay in L3.
-pub const NC: usize = 2048;
 
 /// Room for the largest micro-kernel tile (AVX-512: 14 × 32).
 const MAX_TILE: usize = 448;
-
-/// Below this many multiply-adds (m·n·k) a product runs on one thread: waking a second rayon
-/// worker costs 9–50 µs, and in a training step (products separated by other work) moving the
-/// operands between the cores' caches costs more. Chosen by timing `cargo xtask bench train`
-/// epochs on 2 threads (with the optimizer's update split the same way): at 16M the 784-256-10
-/// model at batch 64 (12.8M per product) took 0.285 s per epoch, at 4M 0.185–0.206 s; at 1M
-/// the 784-50-10 model at batch 64 (2.5M per product) slowed from 0.066 s to 0.074 s.
-pub const PARALLEL_THRESHOLD: usize = 4 << 20;
-
-/// The same for the unpacked paths (`direct.rs`), which have nothing to pack twice:
-/// each thread reads only its own part of the larger operand. With the workers kept awake,
-/// 50 × 64 × 784 (Aᵀ, a 784-50-10 network's weight gradient at batch 64) ran at 157 GFLOP/s
-/// on one thread and 276-280 split over two (Intel Xeon); a 784-50-10 epoch at batch 64 on
-/// two threads was the same either way (0.087-0.091 s).
-pub const DIRECT_PARALLEL_THRESHOLD: usize = 1 << 20;
 
 /// A strided matrix: element (i, j) is at `ptr + i·rs + j·cs`.
 #[derive(Clone, Copy, Debug)]
@@ -72,9 +48,18 @@ pub(crate) type MatMut = Strided<*mut f32>;
 
 // SAFETY: the driver hands disjoint blocks of C to different tasks and only reads A and B.
 unsafe impl<P> Send for Strided<P> {}
+// SAFETY: as for `Send`: shared descriptions are only read through, or written in disjoint blocks.
 unsafe impl<P> Sync for Strided<P> {}
 
 impl<P: Copy> Strided<P> {
+    /// Its strides, as the plan sees them.
+    pub(crate) fn layout(&self) -> Layout {
+        Layout {
+            rs: self.rs,
+            cs: self.cs,
+        }
+    }
+
     /// The same elements seen as the transposed matrix (no copy: rows and strides swapped).
     pub(crate) fn transposed(self) -> Self {
         Strided {
@@ -101,9 +86,13 @@ impl MatRef {
     pub(crate) fn sub(self, i: usize, j: usize, rows: usize, cols: usize) -> Self {
         self.block(i, j, rows, cols, |p, o| p.wrapping_offset(o))
     }
+    /// # Safety
+    /// (i, j) is inside the matrix (i < rows, j < cols) and the matrix's elements are readable.
     #[inline(always)]
     unsafe fn at(&self, i: usize, j: usize) -> f32 {
-        *self.ptr.offset(i as isize * self.rs + j as isize * self.cs)
+        // SAFETY: (i, j) is inside the matrix (the caller's contract), so the offset stays inside
+        // its allocation and the element is initialized.
+        unsafe { *self.ptr.offset(i as isize * self.rs + j as isize * self.cs) }
     }
 }
 
@@ -118,91 +107,25 @@ thread_local! {
     static PACK_BUFFERS: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
-/// `C ← α·A·B + β·C` with the given kernel; `threads` > 1 splits C into that many blocks.
+/// `C ← α·A·B + β·C` as `plan` says (made by [`crate::plan::plan`] for these operands).
 /// β = 0 overwrites C (whatever it held, NaN included).
-/// With `allow_direct` false the unpacked paths are never taken (the ladder's `packed` rung
-/// shows the packed loop nest alone).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn gemm_dispatch(
-    kernel: Kernel,
-    allow_direct: bool,
-    alpha: f32,
-    a: MatRef,
-    b: MatRef,
-    beta: f32,
-    c: MatMut,
-    threads: usize,
-) {
-    if kernel == Kernel::Avx512 && allow_direct {
-        if let Some(path) = direct::choose(&a, &b, &c) {
-            let (unit_m, unit_n) = match path {
-                Direct::Rows => (direct::ROWS_MR, direct::ROWS_NR),
-                // A short A: split along n only, so that each thread transposes and reads its
-                // own part of W. A tall one: along m, each thread copying the (small) W whole.
-                Direct::TransposedRows | Direct::SwappedRows if c.rows <= direct::SHORT_A_MAX_M => (usize::MAX, 16),
-                Direct::SwappedRows => unreachable!("only for a short A"),
-                Direct::TransposedRows => (direct::ROWS_MR, direct::ROWS_NR),
+pub(crate) fn execute(plan: Plan, alpha: f32, a: MatRef, b: MatRef, beta: f32, c: MatMut) {
+    match plan.path {
+        Path::Packed { tile, kc } => {
+            let nest = match tile {
+                Tile::Avx512Tall => loop_nest::<Avx512>,
+                Tile::Avx512Wide => loop_nest::<Avx512Wide>,
+                Tile::Avx2Fma => loop_nest::<Avx2Fma>,
+                Tile::Portable => loop_nest::<Portable>,
             };
-            // Along the side with more tiles, cut in whole vectors when along n (16 columns;
-            // 64-column tiles cut 50 × 1024 × 784 into 448 + 336 columns, 400 + 384 now).
-            // But the rows path with a short A is bound by streaming B: split along m, each
-            // thread would still read all of B, so it goes along n when n gives every thread
-            // a 64-column tile (64 × 784 × 256, two threads: 148-151 -> 274-279 GFLOP/s).
-            let short_a_rows = path == Direct::Rows && c.rows <= direct::SHORT_A_MAX_M && c.cols >= unit_n * threads;
-            let along_m = !short_a_rows && c.rows.div_ceil(unit_m) >= c.cols.div_ceil(unit_n);
-            return split_blocks(
-                a,
-                b,
-                c,
-                threads,
-                DIRECT_PARALLEL_THRESHOLD,
-                along_m,
-                unit_m,
-                16,
-                &|a, b, c| direct::run(path, alpha, a, b, beta, c),
-            );
+            split_blocks(plan.split, a, b, c, &|a, b, c| nest(kc, alpha, a, b, beta, c))
         }
-    }
-    match kernel {
-        Kernel::Avx512 if prefers_wide_tile(c.rows, c.cols, &c) => split::<Avx512Wide>(alpha, a, b, beta, c, threads),
-        Kernel::Avx512 | Kernel::Avx512Tall => split::<Avx512>(alpha, a, b, beta, c, threads),
-        Kernel::Avx512Wide => split::<Avx512Wide>(alpha, a, b, beta, c, threads),
-        Kernel::Avx2Fma => split::<Avx2Fma>(alpha, a, b, beta, c, threads),
-        Kernel::Portable => split::<Portable>(alpha, a, b, beta, c, threads),
+        path => split_blocks(plan.split, a, b, c, &|a, b, c| direct::run(path, alpha, a, b, beta, c)),
     }
 }
 
-/// Whether the 14 × 32 tile (vectors along n) suits an `m × n` C better than the 32 × 10 one
-/// (vectors along m): only for a row-major C, which it merges without a transpose, and when
-/// the fraction of its lanes and tiles that do useful work, times its ~10% higher rate on full
-/// tiles (`cargo xtask bench matmul`), beats the 32 × 10 tile's. So n = 256 or 1024 take the
-/// wide tile, n = 50 (14 of 64 lanes idle) the tall one. Depends on the shape alone, never on
-/// the thread count.
-fn prefers_wide_tile(m: usize, n: usize, c: &MatMut) -> bool {
-    let fill = |len: usize, unit: usize| len as f64 / (len.div_ceil(unit) * unit) as f64;
-    c.cs == 1 && 1.1 * fill(n, 32) * fill(m, 14) >= fill(m, 32) * fill(n, 10)
-}
-
-/// Splits C into `threads` fixed blocks along its longer side, m only when m > n (in whole
-/// tiles), and runs the loop nest on each block in a rayon task. (On squares, halves of n ran
-/// 5–10% faster than halves of m with either tile, measured at 256³ to 2048³ on 2 threads.)
-fn split<K: MicroKernel>(alpha: f32, a: MatRef, b: MatRef, beta: f32, c: MatMut, threads: usize) {
-    split_blocks(
-        a,
-        b,
-        c,
-        threads,
-        PARALLEL_THRESHOLD,
-        c.rows > c.cols,
-        K::MR,
-        K::NR,
-        &|a, b, c| loop_nest::<K>(alpha, a, b, beta, c),
-    )
-}
-
-/// Runs `block` on the whole product, or — for one of `threshold` multiply-adds or more and
-/// `threads` > 1 — on `threads` fixed blocks of C cut along m (`along_m`, in whole tiles of
-/// `unit_m` rows) or along n (in whole tiles of `unit_n` columns), each in a rayon task.
+/// Runs `block` on the whole product, or on each of the plan's fixed blocks of C, each in a
+/// rayon task.
 ///
 /// The calling thread computes the first block itself and the other workers take the rest,
 /// the order in which rayon's `join` and parallel iterators hand out halves (the caller keeps
@@ -212,32 +135,20 @@ fn split<K: MicroKernel>(alpha: f32, a: MatRef, b: MatRef, beta: f32, c: MatMut,
 /// of a product and the caller the first half of the update: each step moved the 800 KB
 /// weight and gradient of a 784-256-10 network between the cores (batch 64, two threads of
 /// an Intel Xeon: 0.307-0.309 -> 0.218-0.238 s an epoch).
-#[allow(clippy::too_many_arguments)]
-fn split_blocks(
-    a: MatRef,
-    b: MatRef,
-    c: MatMut,
-    threads: usize,
-    threshold: usize,
-    along_m: bool,
-    unit_m: usize,
-    unit_n: usize,
-    block: &(dyn Fn(MatRef, MatRef, MatMut) + Sync),
-) {
-    let (m, n, k) = (c.rows, c.cols, a.cols);
-    if threads <= 1 || m * n * k < threshold {
+fn split_blocks(split: Split, a: MatRef, b: MatRef, c: MatMut, block: &(dyn Fn(MatRef, MatRef, MatMut) + Sync)) {
+    let Split::Blocks { along, step, .. } = split else {
         return block(a, b, c);
-    }
-    let (len, unit) = if along_m { (m, unit_m) } else { (n, unit_n) };
-    let tiles = len.div_ceil(unit);
-    let parts = threads.min(tiles);
-    let step = tiles.div_ceil(parts) * unit;
+    };
+    let (m, n, k) = (c.rows, c.cols, a.cols);
+    let len = match along {
+        Axis::M => m,
+        Axis::N => n,
+    };
     let run_part = move |start: usize| {
         let size = step.min(len - start);
-        if along_m {
-            block(a.sub(start, 0, size, k), b, c.sub(start, 0, size, n));
-        } else {
-            block(a, b.sub(0, start, k, size), c.sub(0, start, m, size));
+        match along {
+            Axis::M => block(a.sub(start, 0, size, k), b, c.sub(start, 0, size, n)),
+            Axis::N => block(a, b.sub(0, start, k, size), c.sub(0, start, m, size)),
         }
     };
     rayon::scope(|s| {
@@ -262,8 +173,9 @@ pub(crate) fn line_aligned(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
     &mut buffer[offset..offset + len]
 }
 
-/// The five loops on one thread.
-fn loop_nest<K: MicroKernel>(alpha: f32, a: MatRef, b: MatRef, beta: f32, c: MatMut) {
+/// The five loops on one thread, with panels of `kc_step` steps of k (the plan's
+/// [`panel_depth`]).
+fn loop_nest<K: MicroKernel>(kc_step: usize, alpha: f32, a: MatRef, b: MatRef, beta: f32, c: MatMut) {
     let (m, n, k) = (c.rows, c.cols, a.cols);
     if m == 0 || n == 0 {
         return;
@@ -275,8 +187,8 @@ fn loop_nest<K: MicroKernel>(alpha: f32, a: MatRef, b: MatRef, beta: f32, c: Mat
         let (a_buffer, b_buffer) = &mut *buffers.borrow_mut();
         // MC and NC rounded down to whole slivers, so that only the last block of each loop
         // has a partial tile.
-        let (mc_step, nc_step) = (MC / K::MR * K::MR, NC / K::NR * K::NR);
-        let kc_step = panel_depth(k);
+        let (mc_step, nc_step) = (K::MC / K::MR * K::MR, K::NC / K::NR * K::NR);
+        debug_assert_eq!(kc_step, panel_depth(k, K::KC));
         let a_pack = line_aligned(a_buffer, mc_step * kc_step);
         let b_pack = line_aligned(b_buffer, nc_step.min(n).div_ceil(K::NR) * K::NR * kc_step);
         // The micro-kernel's output tile lives on the stack (no allocation per call).
@@ -285,7 +197,7 @@ fn loop_nest<K: MicroKernel>(alpha: f32, a: MatRef, b: MatRef, beta: f32, c: Mat
         // LOOP 5: split n into panels of NC columns.
         for jc in (0..n).step_by(nc_step) {
             let nc = nc_step.min(n - jc);
-            // LOOP 4: split k into panels of depth KC; pack the B panel once per (jc, pc).
+            // LOOP 4: split k into panels of depth kc_step; pack the B panel once per (jc, pc).
             for pc in (0..k).step_by(kc_step) {
                 let kc = kc_step.min(k - pc);
                 pack_b::<K>(b.sub(pc, jc, kc, nc), b_pack);
@@ -305,8 +217,8 @@ fn loop_nest<K: MicroKernel>(alpha: f32, a: MatRef, b: MatRef, beta: f32, c: Mat
                             let a_sliver = a_pack[ir * kc..].as_ptr();
                             let c_tile = c.sub(ic + ir, jc + jr, mr, nr);
                             // SAFETY: the slivers hold kc·MR and kc·NR floats (zero-padded),
-                            // `gemm` only chooses kernels the CPU supports, and c_tile is a
-                            // block of C.
+                            // the plan only picks kernels this CPU supports (`Cpu::detect`),
+                            // and c_tile is a block of C.
                             unsafe {
                                 // Edge tiles too: the kernel merges their first mr × nr
                                 // with masks instead of the scalar merge (199³ on an Intel
@@ -336,22 +248,26 @@ fn loop_nest<K: MicroKernel>(alpha: f32, a: MatRef, b: MatRef, beta: f32, c: Mat
 /// `c` must address valid, writable elements.
 #[inline]
 unsafe fn merge_tile(t: &[f32], ld: usize, alpha: f32, beta: f32, c: MatMut) {
-    let update = |ci: *mut f32, v: f32| {
-        *ci = if beta == 0.0 { alpha * v } else { beta * *ci + alpha * v };
-    };
-    if c.cs == 1 && c.rs != 1 {
-        // Row-major C: walk each row of C contiguously.
-        for i in 0..c.rows {
-            let row = c.ptr.offset(i as isize * c.rs);
-            for j in 0..c.cols {
-                update(row.add(j), t[j * ld + i]);
-            }
-        }
-    } else {
-        for j in 0..c.cols {
-            let col = c.ptr.offset(j as isize * c.cs);
+    // SAFETY: the caller guarantees every element of `c` is valid and writable; no other reference
+    // to them is live.
+    unsafe {
+        let update = |ci: *mut f32, v: f32| {
+            *ci = if beta == 0.0 { alpha * v } else { beta * *ci + alpha * v };
+        };
+        if c.cs == 1 && c.rs != 1 {
+            // Row-major C: walk each row of C contiguously.
             for i in 0..c.rows {
-                update(col.offset(i as isize * c.rs), t[j * ld + i]);
+                let row = c.ptr.offset(i as isize * c.rs);
+                for j in 0..c.cols {
+                    update(row.add(j), t[j * ld + i]);
+                }
+            }
+        } else {
+            for j in 0..c.cols {
+                let col = c.ptr.offset(j as isize * c.cs);
+                for i in 0..c.rows {
+                    update(col.offset(i as isize * c.rs), t[j * ld + i]);
+                }
             }
         }
     }
@@ -377,9 +293,11 @@ fn pack_a<K: MicroKernel>(a: MatRef, out: &mut [f32]) {
     for (s, i0) in (0..mc).step_by(K::MR).enumerate() {
         let mr = K::MR.min(mc - i0);
         let sliver = &mut out[s * K::MR * kc..(s + 1) * K::MR * kc];
-        // SAFETY: a full sliver of a row-major A: MR rows of kc floats from (i0, 0).
         if a.cs == 1
             && mr == K::MR
+            // SAFETY: a full sliver of a row-major A: MR rows of kc floats from (i0, 0), `out`
+            // holds MR·kc floats from the sliver's start, and the plan only picks kernels that
+            // this CPU supports.
             && unsafe { K::pack_a_row_major(kc, a.ptr.offset(i0 as isize * a.rs), a.rs, sliver.as_mut_ptr()) }
         {
             continue;
@@ -438,9 +356,10 @@ fn pack_b<K: MicroKernel>(b: MatRef, out: &mut [f32]) {
         let nr = K::NR.min(nc - j0);
         let sliver = &mut out[t * K::NR * kc..(t + 1) * K::NR * kc];
         // Column-major B (the transposed view Wᵀ): the kernel's own transposing pack.
-        // SAFETY: a full sliver: NR columns of kc floats from (0, j0).
         if b.rs == 1
             && nr == K::NR
+            // SAFETY: a full sliver: NR columns of kc floats from (0, j0), `out` holds NR·kc
+            // floats from the sliver's start, and the kernel runs on this CPU (as above).
             && unsafe { K::pack_b_col_major(kc, b.ptr.offset(j0 as isize * b.cs), b.cs, sliver.as_mut_ptr()) }
         {
             continue;

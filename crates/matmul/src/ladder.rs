@@ -104,6 +104,15 @@ fn blocked_rows(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ndarray::ArrayVie
 pub fn packed(a: ArrayView2<f32>, b: ArrayView2<f32>) -> Array2<f32> {
     let (m, _, n) = crate::check_shapes(&a, &b);
     let mut c = Array2::zeros((m, n));
-    crate::gemm_views(crate::detect(), false, 1, 1.0, a, b, 0.0, c.view_mut());
+    crate::gemm_views(
+        crate::detect(),
+        crate::plan::Paths::PackedOnly,
+        1,
+        1.0,
+        a,
+        b,
+        0.0,
+        c.view_mut(),
+    );
     c
 }

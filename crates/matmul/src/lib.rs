@@ -1,3 +1,4 @@
+#![deny(unsafe_op_in_unsafe_fn)]
 //! # backprop-matmul
 //!
 //! Single-precision matrix multiplication for the network's forward and backward passes:
@@ -11,12 +12,14 @@
 //! passes `g.t()`, and nothing is copied. β = 0 overwrites C whatever it held.
 //!
 //! Built the BLIS way ([`gemm`](mod@gemm) has the loop nest written out): packed panels of A and B and a
-//! register-blocked micro-kernel chosen once at run time by CPU feature detection
-//! (AVX-512, AVX2+FMA, or a portable one; see [`Kernel`]). Packing buffers are per thread and
-//! reused, so a steady-state call allocates nothing.
+//! register-blocked micro-kernel for the instruction sets detected at run time (AVX-512,
+//! AVX2+FMA, or a portable one; see [`Kernel`] and [`Cpu`]). For each product one pure function,
+//! [`plan::plan`], picks the path (the packed tile, or an unpacked AVX-512 path for a skinny
+//! product), its blocking and its split over threads; the rest of the crate carries the plan
+//! out. Packing buffers are per thread and reused, so a steady-state call allocates nothing.
 //!
 //! **Threads.** Large products are split into fixed blocks of C over rayon's current pool (one
-//! per thread); small ones ([`gemm::PARALLEL_THRESHOLD`]) run on the calling thread, because
+//! per thread); small ones ([`plan::PARALLEL_THRESHOLD`]) run on the calling thread, because
 //! waking a sleeping worker costs as much as the product. A loop that calls many products (a
 //! training loop) should run *inside* the pool, `pool.install(|| train(...))`: a call from inside
 //! the pool reaches the other worker much sooner than one from outside. (Keeping the workers
@@ -40,12 +43,15 @@ mod direct;
 pub mod gemm;
 mod kernel;
 pub mod ladder;
+pub mod plan;
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 
 pub use kernel::{detect, Kernel};
 
-use gemm::{gemm_dispatch, MatMut, MatRef, Strided};
+use gemm::{MatMut, MatRef, Strided};
+pub use kernel::Cpu;
+use plan::{Paths, Plan, Product};
 
 /// The strided description of a 2-D view (pointer to its first element, shape, strides).
 fn strided<P>(ptr: P, shape: &[usize], strides: &[isize]) -> Strided<P> {
@@ -89,14 +95,14 @@ pub fn gemm_with(
     beta: f32,
     c: ArrayViewMut2<f32>,
 ) {
-    gemm_views(kernel, true, threads, alpha, a, b, beta, c)
+    gemm_views(kernel, Paths::All, threads, alpha, a, b, beta, c)
 }
 
 /// [`gemm_with`], choosing whether the unpacked paths may be used.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm_views(
     kernel: Kernel,
-    allow_direct: bool,
+    paths: Paths,
     threads: usize,
     alpha: f32,
     a: ArrayView2<f32>,
@@ -113,22 +119,23 @@ pub(crate) fn gemm_views(
         a.shape(),
         b.shape()
     );
-    let kernel = if kernel.is_supported() {
-        kernel
-    } else {
-        Kernel::Portable
-    };
     let c_mut: MatMut = strided(c.as_mut_ptr(), &[m, n], c.strides());
-    gemm_dispatch(
-        kernel,
-        allow_direct,
-        alpha,
-        mat_ref(&a),
-        mat_ref(&b),
-        beta,
-        c_mut,
-        threads,
-    );
+    let (a, b) = (mat_ref(&a), mat_ref(&b));
+    let plan = plan_for(&a, &b, &c_mut, kernel, threads, paths);
+    gemm::execute(plan, alpha, a, b, beta, c_mut);
+}
+
+/// The plan for these operands on this CPU.
+fn plan_for(a: &MatRef, b: &MatRef, c: &MatMut, kernel: Kernel, threads: usize, paths: Paths) -> Plan {
+    let product = Product {
+        m: c.rows,
+        k: a.cols,
+        n: c.cols,
+        a: a.layout(),
+        b: b.layout(),
+        c: c.layout(),
+    };
+    plan::plan(product, kernel, Cpu::detect(), threads, paths)
 }
 
 /// The strided description of a read-only view.
@@ -148,8 +155,9 @@ pub fn matmul(a: ArrayView2<f32>, b: ArrayView2<f32>) -> Array2<f32> {
     let (m, _, n) = check_shapes(&a, &b);
     let mut c = Array2::<f32>::uninit((m, n));
     let c_mut: MatMut = strided(c.as_mut_ptr().cast::<f32>(), &[m, n], c.strides());
-    let threads = rayon::current_num_threads();
-    gemm_dispatch(detect(), true, 1.0, mat_ref(&a), mat_ref(&b), 0.0, c_mut, threads);
+    let (a, b) = (mat_ref(&a), mat_ref(&b));
+    let plan = plan_for(&a, &b, &c_mut, detect(), rayon::current_num_threads(), Paths::All);
+    gemm::execute(plan, 1.0, a, b, 0.0, c_mut);
     // SAFETY: with β = 0 every path (packed loop nest, unpacked paths, `scale` for k = 0)
     // stores each element of C and loads none of them.
     unsafe { c.assume_init() }

@@ -365,15 +365,18 @@ fn both_avx512_tiles_give_identical_bits() {
 
 #[test]
 fn panels_of_k_are_balanced_and_cover_k() {
-    use backprop_matmul::gemm::{panel_depth, KC};
-    assert_eq!(panel_depth(784), 272); // 272 + 272 + 240, not 384 + 384 + 16
-    assert_eq!(panel_depth(256), 256);
-    assert_eq!(panel_depth(0), 1);
-    for k in 1..3000 {
-        let depth = panel_depth(k);
-        assert!(depth >= 1 && depth <= KC.max(16) && depth <= k, "k={k}: depth {depth}");
-        let panels = k.div_ceil(depth);
-        assert_eq!(panels, k.div_ceil(KC), "k={k}: as few panels as KC allows");
+    use backprop_matmul::gemm::panel_depth;
+    const KC: usize = 384; // every kernel's
+    assert_eq!(panel_depth(784, KC), 272); // 272 + 272 + 240, not 384 + 384 + 16
+    assert_eq!(panel_depth(256, KC), 256);
+    assert_eq!(panel_depth(0, KC), 1);
+    for kc in [16, 96, KC] {
+        for k in 1..3000 {
+            let depth = panel_depth(k, kc);
+            assert!(depth >= 1 && depth <= kc.max(16) && depth <= k, "k={k}: depth {depth}");
+            let panels = k.div_ceil(depth);
+            assert_eq!(panels, k.div_ceil(kc), "k={k}: as few panels as KC allows");
+        }
     }
 }
 
