@@ -152,11 +152,17 @@ fn mat_ref(view: &ArrayView2<f32>) -> MatRef {
 /// # Panics
 /// When A's columns are not B's rows.
 pub fn matmul(a: ArrayView2<f32>, b: ArrayView2<f32>) -> Array2<f32> {
+    matmul_with(detect(), rayon::current_num_threads(), a, b)
+}
+
+/// [`matmul()`] with an explicit kernel and number of parallel blocks (1 = on the calling
+/// thread), as [`gemm_with`].
+pub fn matmul_with(kernel: Kernel, threads: usize, a: ArrayView2<f32>, b: ArrayView2<f32>) -> Array2<f32> {
     let (m, _, n) = check_shapes(&a, &b);
     let mut c = Array2::<f32>::uninit((m, n));
     let c_mut: MatMut = strided(c.as_mut_ptr().cast::<f32>(), &[m, n], c.strides());
     let (a, b) = (mat_ref(&a), mat_ref(&b));
-    let plan = plan_for(&a, &b, &c_mut, detect(), rayon::current_num_threads(), Paths::All);
+    let plan = plan_for(&a, &b, &c_mut, kernel, threads, Paths::All);
     gemm::execute(plan, 1.0, a, b, 0.0, c_mut);
     // SAFETY: with β = 0 every path (packed loop nest, unpacked paths, `scale` for k = 0)
     // stores each element of C and loads none of them.

@@ -182,9 +182,10 @@ pub fn fit(
                 }
                 // The same step on the engine floor: the batch lent, gradients overwritten or
                 // the update fused into the products.
-                Step::Engine(network) => {
-                    let loss = scored(network.forward(model, batch.x)?, &mut objective)?;
-                    network.step(model, batch.x, objective.grad()?, sgd, lr)?;
+                Step::Engine { network, threads } => {
+                    let threads = *threads;
+                    let loss = scored(network.forward(model, batch.x, threads)?, &mut objective)?;
+                    network.step(model, batch.x, objective.grad()?, sgd, lr, threads)?;
                     loss
                 }
             };
@@ -241,7 +242,11 @@ pub fn fit(
 /// How a batch is trained: the lesson's way, or the engine's.
 enum Step<'n> {
     Plain,
-    Engine(&'n mut Network),
+    /// The engine, with the number of threads its products may use for this batch.
+    Engine {
+        network: &'n mut Network,
+        threads: usize,
+    },
 }
 
 /// The loop's way through an epoch, chosen once per run from the model.
@@ -252,6 +257,8 @@ enum Path {
     Engine {
         network: Box<Network>,
         buffers: Box<[BatchBuffer; 2]>,
+        /// Whether the helpers are parked, kept from epoch to epoch.
+        contention: engine::Contention,
     },
 }
 
@@ -263,6 +270,7 @@ impl Path {
                 buffers: Box::new(std::array::from_fn(|_| {
                     BatchBuffer::with_capacity(batch_size, features)
                 })),
+                contention: engine::Contention::default(),
             },
             None => Path::Plain,
         }
@@ -281,20 +289,27 @@ impl Path {
                 }
                 Ok(())
             }
-            Path::Engine { network, buffers } => {
+            Path::Engine {
+                network,
+                buffers,
+                contention,
+            } => {
                 // The other workers of the pool stay awake for the epoch (each step's products
                 // are too short to wait for a sleeping worker), and between their shares of
                 // the products they convert the next batch, a few rows at a time.
                 let shared = SharedConversion::new();
                 let idle_work = || shared.convert_piece();
                 // On a busy machine the helpers are parked while they keep being preempted
-                // (`engine::awake::Contention`): the products then run on this thread alone.
+                // (`engine::awake::Contention`): the products then run on this thread alone, unsplit.
                 engine::with_workers_awake_and(&idle_work, |helpers| {
-                    let mut contention = engine::awake::Contention::default();
-                    let mut step = Step::Engine(network);
                     engine::conversion::for_each_batch(&epoch, &shared, buffers, |batch| {
                         contention.update(helpers);
-                        each_step(batch, &mut step)
+                        let threads = if helpers.parked() {
+                            1
+                        } else {
+                            rayon::current_num_threads()
+                        };
+                        each_step(batch, &mut Step::Engine { network, threads })
                     })
                 })
             }

@@ -62,7 +62,9 @@ pub fn evaluate(
     let mut epoch = loader.epoch(0);
     while let Some(batch) = epoch.next_batch() {
         let output = match &mut network {
-            Some(network) => network.forward(model, batch.x)?.to_owned(),
+            Some(network) => network
+                .forward(model, batch.x, rayon::current_num_threads())?
+                .to_owned(),
             None => model.forward(batch.x)?,
         };
         loss.add(objective.loss(output.view(), batch.y)? as f64, batch.y.len());

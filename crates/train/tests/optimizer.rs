@@ -81,7 +81,7 @@ fn the_engines_split_update_gives_the_bits_of_the_lessons_step() {
         pool(threads).install(|| {
             for _ in 0..4 {
                 if split {
-                    engine::update::sgd_step(&mut model, &mut sgd, 0.05);
+                    engine::update::sgd_step(&mut model, &mut sgd, 0.05, threads);
                 } else {
                     sgd.step(&mut model, 0.05);
                 }

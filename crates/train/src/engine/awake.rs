@@ -8,12 +8,13 @@
 //!
 //! **On a busy machine** a polling helper shares its core with other programs. The OS then
 //! takes the core away from it for a whole time slice, often while it holds half of a product,
-//! and the loop waits for that half: two threads end up slower than one. So the helpers watch
-//! for it: a helper that finds a gap of [`PREEMPTION_GAP`] between two of its idle polls was not
-//! running, and counts it ([`Helpers::preemptions`]). [`Contention`] then
-//! [`park`](Helpers::park)s them for a while: they sleep instead of polling, and a product the
-//! loop splits meanwhile is computed whole by the loop's own thread, which takes back the half
-//! nobody stole. Who computes a block never changes how, so none of this changes a bit.
+//! and the loop waits for that half: two threads end up slower than one. So the threads watch
+//! for it: each adds up the time it was ready to run but waited for a core (the kernel's
+//! `run_delay`, from `/proc/thread-self/schedstat` on Linux; elsewhere nothing is measured and
+//! nothing changes). When the threads waited for more than a tenth of a stretch of the loop,
+//! [`Contention`] [`park`](Helpers::park)s the helpers for a while: they sleep instead of
+//! polling, and the loop runs its products unsplit on its own thread meanwhile. Who computes a block never changes how, so none of
+//! this changes a bit.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -22,9 +23,15 @@ use std::time::{Duration, Instant};
 /// poll: the gaps between a training step's products are shorter than this.
 const SPIN_POLLS: u32 = 2000;
 
-/// A gap this long between two idle polls of a helper means the OS ran something else on its
-/// core: an idle poll takes well under a microsecond, and a time slice is milliseconds.
-pub const PREEMPTION_GAP: Duration = Duration::from_micros(250);
+/// How often a polling helper adds its waiting time to [`Helpers::waited`].
+const WAIT_CHECK: Duration = Duration::from_millis(2);
+
+/// Nanoseconds this thread has spent ready to run but waiting for a core, when the OS says
+/// (Linux: the second field of `/proc/thread-self/schedstat`).
+pub fn waited_for_a_core() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    stat.split_whitespace().nth(1)?.parse().ok()
+}
 
 /// How long a parked helper sleeps between looks at whether it is wanted again.
 const PARKED_NAP: Duration = Duration::from_micros(200);
@@ -35,7 +42,7 @@ pub struct Helpers {
     count: usize,
     done: AtomicBool,
     parked: AtomicBool,
-    preemptions: AtomicU64,
+    waited: AtomicU64,
 }
 
 impl Helpers {
@@ -44,9 +51,9 @@ impl Helpers {
         self.count
     }
 
-    /// How many times so far a helper found it had not been running while it polled.
-    pub fn preemptions(&self) -> u64 {
-        self.preemptions.load(Ordering::Relaxed)
+    /// Nanoseconds the helpers have spent so far waiting for a core while they polled.
+    pub fn waited(&self) -> u64 {
+        self.waited.load(Ordering::Relaxed)
     }
 
     /// Parks the helpers (`true`: they sleep, a nap at a time, and run no rayon job) or has
@@ -64,24 +71,26 @@ impl Helpers {
     /// One helper's loop, until `done`.
     fn poll(&self, idle_work: &(dyn Fn() -> bool + Sync)) {
         let mut idle_polls = 0u32;
-        let mut last_idle = Instant::now();
+        let mut last_check = Instant::now();
+        let mut waited = waited_for_a_core();
         while !self.done.load(Ordering::Acquire) {
             if self.parked.load(Ordering::Acquire) {
                 std::thread::sleep(PARKED_NAP);
-                last_idle = Instant::now();
+                // Waiting while parked is not the loop's concern.
+                waited = waited_for_a_core();
                 continue;
+            }
+            if let Some(before) = waited {
+                if last_check.elapsed() >= WAIT_CHECK {
+                    last_check = Instant::now();
+                    let now = waited_for_a_core().unwrap_or(before);
+                    self.waited.fetch_add(now.saturating_sub(before), Ordering::Relaxed);
+                    waited = Some(now);
+                }
             }
             if rayon::yield_now() == Some(rayon::Yield::Executed) || idle_work() {
                 idle_polls = 0;
-                last_idle = Instant::now();
-                continue;
-            }
-            let now = Instant::now();
-            if now.duration_since(last_idle) >= PREEMPTION_GAP {
-                self.preemptions.fetch_add(1, Ordering::Relaxed);
-            }
-            last_idle = now;
-            if idle_polls < SPIN_POLLS {
+            } else if idle_polls < SPIN_POLLS {
                 idle_polls += 1;
                 std::hint::spin_loop();
             } else {
@@ -167,16 +176,17 @@ pub fn with_workers_awake_and<R>(idle_work: &(dyn Fn() -> bool + Sync), f: impl 
     })
 }
 
-/// When to park the helpers: as soon as they were preempted [`Contention::PREEMPTIONS`] times
-/// within [`Contention::WINDOW`], for a while that doubles each time it happens again (from
-/// [`Contention::FIRST_BACKOFF`] up to [`Contention::LONGEST_BACKOFF`]), and is forgotten after
-/// a calm stretch. On an idle machine helpers are hardly ever preempted, and this costs one
-/// clock read per step.
+/// When to park the helpers: as soon as the loop's thread and the helpers together waited for
+/// a core more than a tenth of a stretch of [`Contention::WINDOW`], for a while that doubles
+/// each time it happens again (from [`Contention::FIRST_BACKOFF`] up to
+/// [`Contention::LONGEST_BACKOFF`]), and is forgotten after a calm stretch. On an idle machine
+/// the threads hardly ever wait, and this costs a clock read per step and a small file read per
+/// window.
 #[derive(Debug)]
 pub struct Contention {
-    seen: u64,
     window_start: Instant,
-    in_window: u64,
+    /// The loop thread's waiting time and the helpers' at the window's start.
+    waited_at_start: Option<(u64, u64)>,
     parked_until: Option<Instant>,
     backoff: Duration,
     calm_since: Instant,
@@ -186,9 +196,8 @@ impl Default for Contention {
     fn default() -> Self {
         let now = Instant::now();
         Contention {
-            seen: 0,
             window_start: now,
-            in_window: 0,
+            waited_at_start: None,
             parked_until: None,
             backoff: Self::FIRST_BACKOFF,
             calm_since: now,
@@ -197,10 +206,8 @@ impl Default for Contention {
 }
 
 impl Contention {
-    /// Preemptions within [`Contention::WINDOW`] that mean the helpers' cores are shared.
-    pub const PREEMPTIONS: u64 = 3;
-    /// See [`Contention::PREEMPTIONS`].
-    pub const WINDOW: Duration = Duration::from_millis(50);
+    /// The stretch over which waiting is measured.
+    pub const WINDOW: Duration = Duration::from_millis(20);
     /// The first time parked.
     pub const FIRST_BACKOFF: Duration = Duration::from_millis(50);
     /// The longest time parked before the helpers are tried again.
@@ -208,7 +215,7 @@ impl Contention {
     /// Polling this long without contention resets the backoff.
     pub const CALM: Duration = Duration::from_secs(2);
 
-    /// Looks at the helpers before a step: parks or unparks them as the rule above says.
+    /// Looks at the threads before a step: parks or unparks the helpers as the rule above says.
     pub fn update(&mut self, helpers: &Helpers) {
         if helpers.count() == 0 {
             return;
@@ -216,31 +223,40 @@ impl Contention {
         let now = Instant::now();
         if let Some(until) = self.parked_until {
             if now < until {
+                // (Again: a new set of helpers, in the next epoch, starts unparked.)
+                helpers.park(true);
                 return;
             }
             // Try them again.
             self.parked_until = None;
             helpers.park(false);
-            self.window_start = now;
-            self.in_window = 0;
+            self.start_window(now, helpers);
             self.calm_since = now;
+            return;
         }
-        let preemptions = helpers.preemptions();
-        if now.duration_since(self.window_start) > Self::WINDOW {
-            self.window_start = now;
-            self.in_window = 0;
+        let elapsed = now.duration_since(self.window_start);
+        if elapsed < Self::WINDOW {
+            return;
         }
-        self.in_window += preemptions - self.seen;
-        self.seen = preemptions;
-        if self.in_window >= Self::PREEMPTIONS {
+        let Some((loop_before, helpers_before)) = self.waited_at_start else {
+            return self.start_window(now, helpers);
+        };
+        let loop_now = waited_for_a_core().unwrap_or(loop_before);
+        let waited = loop_now.saturating_sub(loop_before) + helpers.waited().saturating_sub(helpers_before);
+        if waited as f64 > 0.1 * elapsed.as_nanos() as f64 {
             helpers.park(true);
             self.parked_until = Some(now + self.backoff);
             self.backoff = (self.backoff * 2).min(Self::LONGEST_BACKOFF);
-            self.in_window = 0;
         } else if now.duration_since(self.calm_since) > Self::CALM {
             self.backoff = Self::FIRST_BACKOFF;
             self.calm_since = now;
         }
+        self.start_window(now, helpers);
+    }
+
+    fn start_window(&mut self, now: Instant, helpers: &Helpers) {
+        self.window_start = now;
+        self.waited_at_start = waited_for_a_core().map(|own| (own, helpers.waited()));
     }
 }
 
@@ -304,27 +320,11 @@ mod tests {
     }
 
     #[test]
-    fn a_helper_counts_the_polls_it_was_away_for() {
-        // An idle poll that takes longer than PREEMPTION_GAP (here the idle work sleeps, as if
-        // the OS had run something else) is counted.
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
-        let naps = AtomicUsize::new(0);
-        let idle_work = || {
-            if naps.fetch_add(1, Ordering::AcqRel) < 5 {
-                std::thread::sleep(PREEMPTION_GAP * 2);
-            }
-            false
-        };
-        let counted = pool.install(|| {
-            with_workers_awake_and(&idle_work, |helpers| {
-                let deadline = Instant::now() + Duration::from_secs(10);
-                while helpers.preemptions() < 4 && Instant::now() < deadline {
-                    std::hint::spin_loop();
-                }
-                helpers.preemptions()
-            })
-        });
-        assert!(counted >= 4, "{counted} preemptions counted");
+    fn this_thread_s_waiting_for_a_core_is_read_where_the_os_says() {
+        if cfg!(target_os = "linux") {
+            let before = waited_for_a_core().expect("Linux has /proc/thread-self/schedstat");
+            assert!(waited_for_a_core().unwrap() >= before);
+        }
     }
 
     #[test]
@@ -342,14 +342,19 @@ mod tests {
                 }
                 helpers.park(false);
 
-                // Three preemptions within the window park them; the backoff then lets them
+                // Waiting for a core for a whole window parks them; the backoff then lets them
                 // poll again.
+                if waited_for_a_core().is_none() {
+                    return;
+                }
                 let mut contention = Contention::default();
-                contention.update(helpers);
+                std::thread::sleep(Contention::WINDOW);
+                contention.update(helpers); // starts the first measured window
                 assert!(!helpers.parked());
+                std::thread::sleep(Contention::WINDOW);
                 helpers
-                    .preemptions
-                    .fetch_add(Contention::PREEMPTIONS, Ordering::Relaxed);
+                    .waited
+                    .fetch_add(Contention::WINDOW.as_nanos() as u64, Ordering::Relaxed);
                 contention.update(helpers);
                 assert!(helpers.parked());
                 std::thread::sleep(Contention::FIRST_BACKOFF + Duration::from_millis(10));

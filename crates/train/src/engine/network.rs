@@ -38,6 +38,8 @@ pub struct Network {
     outputs: Vec<Array2<f32>>,
     /// The lesson's ReLU, whose element formulas the engine applies.
     relu: Relu<f32>,
+    /// The matrix products' kernel (the CPU's best).
+    kernel: backprop_matmul::Kernel,
 }
 
 fn linear(model: &Sequential<f32>, index: usize) -> &Linear<f32> {
@@ -75,13 +77,20 @@ impl Network {
             layers,
             outputs: Vec::new(),
             relu: Relu::new(),
+            kernel: backprop_matmul::detect(),
         })
     }
 
     /// The forward pass on a batch `x`, the same formulas as the layers' (`y = x·Wᵀ + b`, then
     /// `max(y, 0)`); returns the model's output. Nothing of `x` is kept: [`Network::backward`]
-    /// is given it again.
-    pub fn forward(&mut self, model: &Sequential<f32>, x: ArrayView2<f32>) -> Result<ArrayView2<'_, f32>, LayerError> {
+    /// is given it again. The products are split into at most `threads` blocks (any number gives
+    /// the same bits).
+    pub fn forward(
+        &mut self,
+        model: &Sequential<f32>,
+        x: ArrayView2<f32>,
+        threads: usize,
+    ) -> Result<ArrayView2<'_, f32>, LayerError> {
         self.outputs.clear();
         for (k, layer) in self.layers.iter().enumerate() {
             let lin = linear(model, layer.module);
@@ -94,7 +103,7 @@ impl Network {
                     got: input.shape().to_vec(),
                 });
             }
-            let mut y = backprop_matmul::matmul(input, lin.weight.t());
+            let mut y = backprop_matmul::matmul_with(self.kernel, threads, input, lin.weight.t());
             y += &lin.bias;
             if layer.relu_after {
                 y.mapv_inplace(|v| self.relu.value(v));
@@ -116,6 +125,7 @@ impl Network {
         x: ArrayView2<f32>,
         mut g: Array2<f32>,
         update: Update,
+        threads: usize,
     ) -> Result<(), LayerError> {
         for k in (0..self.layers.len()).rev() {
             let layer = self.layers[k];
@@ -136,11 +146,12 @@ impl Network {
             let input = if k == 0 { x.view() } else { self.outputs[k - 1].view() };
             let lin = linear_mut(model, layer.module);
             // ∂x = g·W, from the weight before any update.
-            let input_grad = (k > 0).then(|| backprop_matmul::matmul(g.view(), lin.weight.view()));
+            let input_grad =
+                (k > 0).then(|| backprop_matmul::matmul_with(self.kernel, threads, g.view(), lin.weight.view()));
             match update {
                 Update::FusedSgd { lr, weight_decay } => {
                     let keep = 1.0 - lr * weight_decay;
-                    backprop_matmul::gemm(-lr, g.t(), input, keep, lin.weight.view_mut());
+                    backprop_matmul::gemm_with(self.kernel, threads, -lr, g.t(), input, keep, lin.weight.view_mut());
                     lin.bias_grad.fill(0.0);
                     add_row_sums(lin.bias_grad.view_mut(), g.view());
                     for (b, &d) in lin.bias.iter_mut().zip(&lin.bias_grad) {
@@ -148,7 +159,15 @@ impl Network {
                     }
                 }
                 Update::OverwriteGradients => {
-                    backprop_matmul::gemm(1.0, g.t(), input, 0.0, lin.weight_grad.view_mut());
+                    backprop_matmul::gemm_with(
+                        self.kernel,
+                        threads,
+                        1.0,
+                        g.t(),
+                        input,
+                        0.0,
+                        lin.weight_grad.view_mut(),
+                    );
                     lin.bias_grad.fill(0.0);
                     add_row_sums(lin.bias_grad.view_mut(), g.view());
                 }
@@ -170,16 +189,17 @@ impl Network {
         g: Array2<f32>,
         sgd: &mut Sgd,
         lr: f32,
+        threads: usize,
     ) -> Result<(), LayerError> {
         if sgd.momentum == 0.0 {
             let update = Update::FusedSgd {
                 lr,
                 weight_decay: sgd.weight_decay,
             };
-            self.backward(model, x, g, update)
+            self.backward(model, x, g, update, threads)
         } else {
-            self.backward(model, x, g, Update::OverwriteGradients)?;
-            super::update::sgd_step(model, sgd, lr);
+            self.backward(model, x, g, Update::OverwriteGradients, threads)?;
+            super::update::sgd_step(model, sgd, lr, threads);
             Ok(())
         }
     }

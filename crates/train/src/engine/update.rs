@@ -20,15 +20,16 @@ use crate::optimizer::Sgd;
 /// on the other core, and move it between the caches every step.
 const PARALLEL_UPDATE: usize = 1 << 16;
 
-/// [`Sgd::step`] on `model`, with large tensors split over the pool's threads.
-pub fn sgd_step(model: &mut dyn Module<f32>, sgd: &mut Sgd, lr: f32) {
+/// [`Sgd::step`] on `model`, with large tensors split into at most `threads` parts over the
+/// pool's threads.
+pub fn sgd_step(model: &mut dyn Module<f32>, sgd: &mut Sgd, lr: f32, threads: usize) {
     let (momentum, decay) = (sgd.momentum, sgd.weight_decay);
     model.visit_parameters_mut(&mut |name, mut value, grad| {
         let velocity = sgd.velocity_for(name, value.shape());
         match (value.as_slice_mut(), grad.as_slice()) {
             (Some(value), Some(grad)) => {
                 let velocity = velocity.map(|v| v.as_slice_mut().expect("created in standard layout"));
-                update_split(value, grad, velocity, lr, momentum, decay);
+                update_split(value, grad, velocity, lr, momentum, decay, threads);
             }
             // Not contiguous (no layer of ours does this): on this thread.
             _ => Sgd::update(value, grad.view(), velocity.map(|v| v.view_mut()), lr, momentum, decay),
@@ -38,7 +39,15 @@ pub fn sgd_step(model: &mut dyn Module<f32>, sgd: &mut Sgd, lr: f32) {
 
 /// [`Sgd::update`] on contiguous parameter, gradient and (with momentum) velocity slices, one
 /// part per thread when the tensor is large.
-fn update_split(value: &mut [f32], grad: &[f32], velocity: Option<&mut [f32]>, lr: f32, momentum: f32, decay: f32) {
+fn update_split(
+    value: &mut [f32],
+    grad: &[f32],
+    velocity: Option<&mut [f32]>,
+    lr: f32,
+    momentum: f32,
+    decay: f32,
+    threads: usize,
+) {
     let serial = |value: &mut [f32], grad: &[f32], velocity: Option<&mut [f32]>| {
         let velocity = velocity.map(|v| ArrayViewMut1::from(v).into_dyn());
         let (value, grad) = (ArrayViewMut1::from(value).into_dyn(), ArrayView1::from(grad).into_dyn());
@@ -47,12 +56,13 @@ fn update_split(value: &mut [f32], grad: &[f32], velocity: Option<&mut [f32]>, l
     // Split only from inside a pool of several threads (the fit loop runs in one): from
     // outside, reaching the workers costs more than the update.
     let in_pool = rayon::current_thread_index().is_some();
-    if value.len() < PARALLEL_UPDATE || !in_pool || rayon::current_num_threads() == 1 {
+    let threads = threads.min(rayon::current_num_threads());
+    if value.len() < PARALLEL_UPDATE || !in_pool || threads <= 1 {
         return serial(value, grad, velocity);
     }
     use rayon::prelude::*;
     // One part per thread, in whole 64-byte lines.
-    let chunk = value.len().div_ceil(rayon::current_num_threads()).next_multiple_of(16);
+    let chunk = value.len().div_ceil(threads).next_multiple_of(16);
     let chunks = value.par_chunks_mut(chunk).zip(grad.par_chunks(chunk));
     match velocity {
         None => chunks.for_each(|(value, grad)| serial(value, grad, None)),
