@@ -253,6 +253,10 @@ fn resumed_and_threaded_runs_are_bit_identical() {
         a == b,
         "a run stopped after epoch 1 and resumed differs from one that never stopped"
     );
+    // The training state too, metadata included (sorted, not in a HashMap's order).
+    let a = std::fs::read(straight.join("training_state.safetensors")).unwrap();
+    let b = std::fs::read(resumed.join("training_state.safetensors")).unwrap();
+    assert!(a == b, "two runs' training_state.safetensors differ");
     let csv = std::fs::read_to_string(resumed.join("metrics.csv")).unwrap();
     assert_eq!(csv.lines().count(), 3, "{csv}");
 }

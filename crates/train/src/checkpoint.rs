@@ -136,9 +136,37 @@ pub fn save(dir: &Path, model: &Sequential<f32>, sgd: &Sgd, state: &TrainState) 
         ("step".to_string(), state.step.to_string()),
         ("format".to_string(), "backprop-training-state-v1".to_string()),
     ]);
-    let state_bytes = checkpoint::tensors_to_bytes(&everything, Some(metadata))?;
+    let state_bytes = sorted_header(
+        &checkpoint::tensors_to_bytes(&everything, Some(metadata))?,
+        &dir.join(STATE_FILE),
+    )?;
     write_atomic(&dir.join(STATE_FILE), &state_bytes)?;
     write_atomic(&dir.join(MODEL_FILE), &checkpoint::to_safetensors(model)?)
+}
+
+/// The same safetensors bytes with the JSON header's keys sorted (tensors and metadata), so
+/// that identical runs write identical bytes: `safetensors::serialize` writes the metadata
+/// in a `HashMap`'s order, which changes from one process to the next. The header is padded
+/// with spaces to a multiple of 8 bytes, as safetensors pads it; tensor offsets are relative to
+/// the data after it, so they stand.
+fn sorted_header(bytes: &[u8], path: &Path) -> Result<Vec<u8>, TrainError> {
+    let bad = |problem: &str| TrainError::Checkpoint {
+        path: path.to_path_buf(),
+        problem: format!("serializing: {problem}"),
+    };
+    let (len, rest) = bytes.split_at_checked(8).ok_or_else(|| bad("no header"))?;
+    let len = u64::from_le_bytes(len.try_into().map_err(|_| bad("no header length"))?);
+    let len = usize::try_from(len).map_err(|_| bad("header too long"))?;
+    let (header, data) = rest.split_at_checked(len).ok_or_else(|| bad("header cut off"))?;
+    // serde_json's `Map` is a BTreeMap (no `preserve_order`): keys come out sorted.
+    let value: serde_json::Value = serde_json::from_slice(header).map_err(|e| bad(&e.to_string()))?;
+    let mut header = serde_json::to_vec(&value).map_err(|e| bad(&e.to_string()))?;
+    header.resize(header.len().next_multiple_of(8), b' ');
+    let mut out = Vec::with_capacity(8 + header.len() + data.len());
+    out.extend_from_slice(&(header.len() as u64).to_le_bytes());
+    out.extend_from_slice(&header);
+    out.extend_from_slice(data);
+    Ok(out)
 }
 
 /// What [`load`] reads back.
@@ -299,4 +327,39 @@ pub fn read_metrics_csv(path: &Path) -> Vec<EpochReport> {
 /// The path of a file in a run folder.
 pub fn run_file(dir: &Path, name: &str) -> PathBuf {
     dir.join(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use backprop_init::{rng, Init};
+
+    /// Identical states give identical bytes: the metadata is sorted, not in a `HashMap`'s
+    /// order (each `HashMap` has its own random order, so eight saves would almost surely
+    /// differ before the fix).
+    #[test]
+    fn identical_states_give_identical_bytes() {
+        let dir = std::env::temp_dir().join(format!("backprop-train-bytes-{}", std::process::id()));
+        let model = backprop_model::mlp(&[4, 3, 2], Init::KAIMING_RELU, &mut rng(1));
+        let state = TrainState {
+            epochs_done: 2,
+            step: 10,
+        };
+        let mut seen = Vec::new();
+        for _ in 0..8 {
+            save(&dir, &model, &Sgd::new(0.9, 0.0), &state).unwrap();
+            seen.push(std::fs::read(dir.join(STATE_FILE)).unwrap());
+        }
+        let text = String::from_utf8_lossy(&seen[0]).into_owned();
+        let at = |key: &str| text.find(key).unwrap();
+        assert!(
+            at("\"epochs_done\"") < at("\"format\"") && at("\"format\"") < at("\"step\""),
+            "{text}"
+        );
+        assert!(seen.iter().all(|b| *b == seen[0]));
+        // And they still load.
+        let saved = load(&dir).unwrap();
+        assert_eq!((saved.state.epochs_done, saved.state.step), (2, 10));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
