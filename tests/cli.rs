@@ -253,6 +253,10 @@ fn resumed_and_threaded_runs_are_bit_identical() {
         a == b,
         "a run stopped after epoch 1 and resumed differs from one that never stopped"
     );
+    // The training state too, metadata included (sorted, not in a HashMap's order).
+    let a = std::fs::read(straight.join("training_state.safetensors")).unwrap();
+    let b = std::fs::read(resumed.join("training_state.safetensors")).unwrap();
+    assert!(a == b, "two runs' training_state.safetensors differ");
     let csv = std::fs::read_to_string(resumed.join("metrics.csv")).unwrap();
     assert_eq!(csv.lines().count(), 3, "{csv}");
 }
@@ -367,6 +371,10 @@ fn bad_flags_are_explained() {
     assert!(err.contains("cifar"), "{err}");
     let err = fails(&data, &["train", "--epochs", "0"]);
     assert!(err.contains("--epochs must be at least 1"), "{err}");
+    let err = fails(&data, &["train", "--stop-after", "0"]);
+    assert!(err.contains("--stop-after 0"), "{err}");
+    let err = fails(&data, &["train", "--weight-decay", "NaN"]);
+    assert!(err.contains("--weight-decay is not a number"), "{err}");
 }
 
 #[test]
@@ -480,4 +488,278 @@ fn grads_writes_loss_output_and_every_gradient() {
         ],
     );
     assert!(err.contains("[2]") && err.contains("[3, 784]"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Issue 20, "a run folder nothing can corrupt": one test per reproduction. `base` is a run
+// stopped after epoch 1 of 2; each test damages a copy of it, then resumes.
+
+/// A run of 784-32-10 stopped after epoch 1 of 2 (momentum 0.9), in a fresh folder.
+fn stopped_run(data: &Path, name: &str) -> Temp {
+    let dir = temp(name);
+    short_run(data, &dir, &["--epochs", "2", "--stop-after", "1"]);
+    dir
+}
+
+/// `train --resume dir --epochs 2`, which must fail without a panic; its stderr.
+fn resume_fails(data: &Path, dir: &Path) -> String {
+    let out = run(data, &["train", "--resume", dir.to_str().unwrap(), "--epochs", "2"]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+fn edit_config(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    let path = dir.join("config.json");
+    let mut config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    edit(&mut config);
+    std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+}
+
+/// Fault 1: `"arch": []` in config.json panicked (index out of bounds); now every field of a
+/// resumed run's config.json is checked, and the error names the file and the field.
+#[test]
+fn resume_with_an_empty_arch_names_the_file_and_field() {
+    let Some(data) = data_dir() else { return };
+    let dir = stopped_run(&data, "empty-arch");
+    edit_config(&dir, |c| c["arch"] = serde_json::json!([]));
+    let err = resume_fails(&data, &dir);
+    let field = format!("{}: field `arch`", dir.join("config.json").display());
+    assert!(
+        err.contains(&field) && err.contains("at least an input and an output"),
+        "{err}"
+    );
+    // The other fields too, each named.
+    for (pointer, value, field) in [
+        ("/fit/lr", serde_json::json!(-1.0), "fit.lr"),
+        ("/fit/momentum", serde_json::json!(1.5), "fit.momentum"),
+        ("/fit/batch_size", serde_json::json!(0), "fit.batch_size"),
+        ("/arch", serde_json::json!([784, 32, 0, 10]), "arch"),
+        ("/init", serde_json::json!("magic"), "init"),
+    ] {
+        let dir = stopped_run(&data, &format!("bad-{field}"));
+        edit_config(&dir, |c| *c.pointer_mut(pointer).unwrap() = value);
+        let err = resume_fails(&data, &dir);
+        assert!(err.contains(&format!("field `{field}`")), "{field}: {err}");
+    }
+}
+
+/// Fault 6: config.json's arch edited to 784-100-10 on a 784-32-10 checkpoint resumed and kept
+/// the wrong arch; now the checkpoint is checked against the config.
+#[test]
+fn resume_checks_the_config_against_the_checkpoint() {
+    let Some(data) = data_dir() else { return };
+    let dir = stopped_run(&data, "arch-mismatch");
+    edit_config(&dir, |c| c["arch"] = serde_json::json!([784, 100, 10]));
+    let err = resume_fails(&data, &dir);
+    assert!(
+        err.contains("training_state.safetensors")
+            && err.contains("holds a 784-32-10 network")
+            && err.contains("784-100-10"),
+        "{err}"
+    );
+    // A checkpoint with momentum buffers resumed as if without momentum.
+    let dir = stopped_run(&data, "momentum-mismatch");
+    edit_config(&dir, |c| c["fit"]["momentum"] = serde_json::json!(0.0));
+    let err = resume_fails(&data, &dir);
+    assert!(
+        err.contains("momentum buffer") && err.contains("`fit.momentum` is 0"),
+        "{err}"
+    );
+}
+
+/// Rewrites `dir/training_state.safetensors` with `edit` applied to its tensors (name, shape,
+/// f32 values), keeping its metadata.
+fn edit_state(dir: &Path, edit: impl FnOnce(&mut Vec<(String, Vec<usize>, Vec<f32>)>)) {
+    use safetensors::{tensor::TensorView, Dtype, SafeTensors};
+    let path = dir.join("training_state.safetensors");
+    let bytes = std::fs::read(&path).unwrap();
+    let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
+    let metadata = header.metadata().clone();
+    let file = SafeTensors::deserialize(&bytes).unwrap();
+    let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = file
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            let values = view
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                .collect();
+            (name, view.shape().to_vec(), values)
+        })
+        .collect();
+    edit(&mut tensors);
+    let raw: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .into_iter()
+        .map(|(n, s, v)| (n, s, v.iter().flat_map(|x| x.to_le_bytes()).collect()))
+        .collect();
+    let views: Vec<(&str, TensorView)> = raw
+        .iter()
+        .map(|(n, s, b)| (n.as_str(), TensorView::new(Dtype::F32, s.clone(), b).unwrap()))
+        .collect();
+    std::fs::write(&path, safetensors::serialize(views, metadata).unwrap()).unwrap();
+}
+
+/// Fault 5: a momentum buffer reshaped to [1, 1] or enlarged to [100, 784], or missing, was
+/// accepted on resume; now each buffer is checked against its parameter's shape, and a missing
+/// one is an error (with momentum).
+#[test]
+fn resume_refuses_a_wrong_shaped_or_missing_momentum_buffer() {
+    let Some(data) = data_dir() else { return };
+    for (case, shape) in [("small", vec![1, 1]), ("large", vec![100, 784])] {
+        let dir = stopped_run(&data, &format!("velocity-{case}"));
+        edit_state(&dir, |tensors| {
+            let v = tensors.iter_mut().find(|t| t.0 == "velocity.0.weight").unwrap();
+            v.2 = vec![0.5; shape.iter().product()];
+            v.1 = shape.clone();
+        });
+        let err = resume_fails(&data, &dir);
+        assert!(
+            err.contains("training_state.safetensors")
+                && err.contains(&format!("`velocity.0.weight` has shape {shape:?}"))
+                && err.contains("[32, 784]"),
+            "{err}"
+        );
+    }
+    let dir = stopped_run(&data, "velocity-missing");
+    edit_state(&dir, |tensors| tensors.retain(|t| t.0 != "velocity.2.bias"));
+    let err = resume_fails(&data, &dir);
+    assert!(err.contains("`velocity.2.bias` is missing"), "{err}");
+}
+
+/// Fault 4: the "already holds a run" guard looked only at model.safetensors, so a folder
+/// without it (a write cut off) was overwritten by a new run; now any part of a run counts.
+#[test]
+fn a_new_run_refuses_a_folder_with_any_part_of_a_run() {
+    let Some(data) = data_dir() else { return };
+    let dir = stopped_run(&data, "parts");
+    std::fs::remove_file(dir.join("model.safetensors")).unwrap();
+    let state = std::fs::read(dir.join("training_state.safetensors")).unwrap();
+    let metrics = std::fs::read(dir.join("metrics.csv")).unwrap();
+    let err = fails(&data, &["train", "--out", dir.to_str().unwrap(), "--epochs", "1"]);
+    assert!(
+        err.contains("already holds a run") && err.contains("training_state.safetensors"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(dir.join("training_state.safetensors")).unwrap(), state);
+    assert_eq!(std::fs::read(dir.join("metrics.csv")).unwrap(), metrics);
+    // Only a temporary file left by a killed write is a part of a run too.
+    let other = temp("parts-temp");
+    std::fs::create_dir_all(&*other).unwrap();
+    std::fs::write(other.join(".training_state.safetensors.12345.tmp"), b"half").unwrap();
+    let err = fails(&data, &["train", "--out", other.to_str().unwrap(), "--epochs", "1"]);
+    assert!(err.contains("already holds a run"), "{err}");
+    // An empty folder is not.
+    let empty = temp("parts-empty");
+    std::fs::create_dir_all(&*empty).unwrap();
+    short_run(&data, &empty, &["--epochs", "1"]);
+}
+
+/// Fault 3: `--arch 784-100000000-10` aborted with "memory allocation of 313600000000 bytes
+/// failed"; now the sizes are checked before anything is allocated.
+#[test]
+fn absurd_sizes_are_refused_before_allocating() {
+    let Some(data) = data_dir() else { return };
+    for arch in ["784-100000000-10", "784-18446744073709551615-10"] {
+        let out = temp("absurd");
+        let result = run(&data, &["train", "--arch", arch, "--out", out.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert_eq!(result.status.code(), Some(1), "{arch}: {stderr}");
+        assert!(stderr.contains(arch) && !stderr.contains("panicked"), "{stderr}");
+        assert!(
+            stderr.contains("hidden units") || stderr.contains("does not fit"),
+            "{stderr}"
+        );
+        assert!(!out.exists(), "nothing is written for a refused flag");
+    }
+    let result = run(&data, &["train", "--arch", "784-100000000-10"]);
+    assert!(String::from_utf8_lossy(&result.stderr).contains("GB of memory"));
+}
+
+/// Fault 2: `train | head` panicked in a rayon worker ("failed printing to stdout: Broken
+/// pipe") and `> /dev/full` panicked; now a closed stdout ends the run quietly with status 141
+/// after a whole epoch's checkpoint, and other write errors are an error message.
+#[cfg(unix)]
+#[test]
+fn a_closed_or_full_stdout_is_no_panic() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let Some(data) = data_dir() else { return };
+    let dir = temp("epipe");
+    let mut child = Command::new(xtask())
+        .args(short_run_args(&dir, &["--epochs", "3"]))
+        .env("BACKPROP_DATA", &data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        // As `| head`: read up to epoch 1's line, then hang up.
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        while !line.starts_with("epoch   1/3") {
+            line.clear();
+            assert!(stdout.read_line(&mut line).unwrap() > 0, "no epoch line");
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+    assert!(!stderr.contains("panicked") && !stderr.contains("error"), "{stderr}");
+    // The folder holds a whole epoch's checkpoint, and resumes.
+    ok(&data, &["train", "--resume", dir.to_str().unwrap()]);
+
+    let full = || std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    for args in [vec!["data", "info"], short_run_args(&temp("full"), &["--epochs", "1"])] {
+        let out = Command::new(xtask())
+            .args(&args)
+            .env("BACKPROP_DATA", &data)
+            .stdout(full())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("writing to stdout") && stderr.contains("No space left"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+/// Fault 7: two `train --out SAME` started together both ran, mixing their files; now the
+/// folder is locked, and a second writer fails at once naming the first one's process.
+#[cfg(unix)]
+#[test]
+fn a_second_writer_of_a_run_folder_fails_at_once() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let Some(data) = data_dir() else { return };
+    let dir = temp("lock");
+    let mut first = Command::new(xtask())
+        .args(short_run_args(&dir, &["--epochs", "4"]))
+        .env("BACKPROP_DATA", &data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Its first line is printed once it holds the lock.
+    let mut stdout = BufReader::new(first.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert!(line.contains("run folder"), "{line}");
+    let busy = format!("is in use by another run (process {})", first.id());
+    let err = fails(&data, &short_run_args(&dir, &["--epochs", "1"]));
+    assert!(err.contains(&busy), "{err}");
+    let err = fails(&data, &["train", "--resume", dir.to_str().unwrap()]);
+    assert!(err.contains(&busy), "{err}");
+    std::io::copy(&mut stdout, &mut std::io::sink()).unwrap();
+    assert!(first.wait().unwrap().success());
+    // Released at exit: the folder resumes (here: already done, so refused for that reason).
+    let err = fails(&data, &["train", "--resume", dir.to_str().unwrap()]);
+    assert!(err.contains("has already run 4 epochs"), "{err}");
 }

@@ -6,6 +6,7 @@
 //! step's output goes straight to the terminal, so that cargo test's summary lines reach
 //! whatever reads CI's output.
 
+use crate::output::{out, outln};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
@@ -147,8 +148,8 @@ pub fn run() -> Result<()> {
             Program::Xtask => (&xtask, "cargo xtask"),
         };
         let env: String = step.env.iter().map(|(k, v)| format!("{k}={v:?} ")).collect();
-        println!("== [{}/{}] {}", i + 1, steps.len(), step.name);
-        println!("$ {env}{shown} {}", step.args.join(" "));
+        outln!("== [{}/{}] {}", i + 1, steps.len(), step.name)?;
+        outln!("$ {env}{shown} {}", step.args.join(" "))?;
         let mut cmd = Command::new(program);
         cmd.args(step.args).envs(step.env.iter().copied()).current_dir(&root);
         let status = match step.output {
@@ -161,7 +162,7 @@ pub fn run() -> Result<()> {
                     .with_context(|| format!("running {}", program.display()))?;
                 let stdout = String::from_utf8_lossy(&out.stdout);
                 if out.status.success() && !stdout.lines().any(check) {
-                    print!("{stdout}");
+                    out!("{stdout}")?;
                     bail!("ci step `{}`: its output has no {expected}", step.name);
                 }
                 Ok(out.status)
@@ -172,7 +173,7 @@ pub fn run() -> Result<()> {
             bail!("ci step `{}` failed ({status})", step.name);
         }
     }
-    println!("== ci: all {} steps passed", steps.len());
+    outln!("== ci: all {} steps passed", steps.len())?;
     Ok(())
 }
 

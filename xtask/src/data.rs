@@ -1,5 +1,6 @@
 //! `cargo xtask data info | fetch | verify | show`.
 
+use crate::output::{errln, outln};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -89,7 +90,7 @@ fn fetch_spec(spec: &DatasetSpec, dir: &Path, verbose: bool) -> Result<()> {
     download::fetch(spec, dir, &mut |event| match event {
         FetchEvent::Present { path, .. } => {
             if verbose {
-                eprintln!("present   {}", path.display());
+                errln!("present   {}", path.display());
             }
         }
         FetchEvent::Start { url, total, .. } => {
@@ -111,13 +112,13 @@ fn fetch_spec(spec: &DatasetSpec, dir: &Path, verbose: bool) -> Result<()> {
             if let Some(b) = bar.take() {
                 b.abandon();
             }
-            eprintln!("failed    {url}: {reason}");
+            errln!("failed    {url}: {reason}");
         }
         FetchEvent::Done { path, .. } => {
             if let Some(b) = bar.take() {
                 b.finish_and_clear();
             }
-            eprintln!("verified  {}", path.display());
+            errln!("verified  {}", path.display());
         }
     })
     .with_context(|| format!("fetching {} into {}", spec.name, spec.dir(dir).display()))?;
@@ -159,27 +160,33 @@ fn info(args: &DataArgs) -> Result<()> {
         per_split.insert(s.name.to_string(), describe(s));
     }
     if args.json {
-        println!(
+        outln!(
             "{}",
             json!({"dataset": splits.dataset, "split": splits.scheme.name(), "splits": per_split})
-        );
+        )?;
         return Ok(());
     }
-    println!(
+    outln!(
         "{} ({} split): pixels / {}, normalized with the training split's mean {:.6} and std {:.6}",
         splits.dataset,
         splits.scheme.name(),
         norm.scale,
         norm.mean,
         norm.std
-    );
-    println!(
+    )?;
+    outln!(
         "{:<6} {:>6} {:>6} {:>9} {:>9} {:>10} {:>9}  labels 0..9",
-        "split", "n", "shape", "mean", "std", "norm mean", "norm std"
-    );
+        "split",
+        "n",
+        "shape",
+        "mean",
+        "std",
+        "norm mean",
+        "norm std"
+    )?;
     for s in splits.subsets() {
         let d = &per_split[s.name];
-        println!(
+        outln!(
             "{:<6} {:>6} {:>6} {:>9.6} {:>9.6} {:>10.6} {:>9.6}  {:?}",
             s.name,
             s.len(),
@@ -189,7 +196,7 @@ fn info(args: &DataArgs) -> Result<()> {
             d["norm_mean"].as_f64().unwrap_or_default(),
             d["norm_std"].as_f64().unwrap_or_default(),
             s.label_counts()
-        );
+        )?;
     }
     Ok(())
 }
@@ -200,17 +207,17 @@ fn verify(args: &DataArgs) -> Result<()> {
     let mut bad = 0;
     for (name, status) in dataset::verify(&spec, &dir)? {
         match status {
-            FileStatus::Verified(p) => println!("ok        {} (sha256 and md5 match)", p.display()),
+            FileStatus::Verified(p) => outln!("ok        {} (sha256 and md5 match)", p.display())?,
             FileStatus::Decompressed(p) => {
-                println!("unchecked {} (decompressed copy: no published checksum)", p.display())
+                outln!("unchecked {} (decompressed copy: no published checksum)", p.display())?
             }
             FileStatus::Missing(p) => {
                 bad += 1;
-                println!("missing   {} ({name})", p.display())
+                outln!("missing   {} ({name})", p.display())?
             }
             FileStatus::Mismatch(e) => {
                 bad += 1;
-                println!("MISMATCH  {e}")
+                outln!("MISMATCH  {e}")?
             }
         }
     }
@@ -238,23 +245,23 @@ fn show(args: &ShowArgs) -> Result<()> {
     // A few digits as shading in the terminal.
     let shades = [' ', '.', ':', '-', '=', '+', '*', '#', '%', '@'];
     for i in 0..count.min(3) {
-        println!("label {}:", subset.labels[i]);
+        outln!("label {}:", subset.labels[i])?;
         for r in (0..subset.rows).step_by(2) {
             let line: String = (0..subset.cols)
                 .map(|c| shades[subset.image(i)[r * subset.cols + c] as usize * (shades.len() - 1) / 255])
                 .collect();
-            println!("  {line}");
+            outln!("  {line}")?;
         }
     }
     let png = crate::plot::digit_grid(subset, count);
     crate::plot::write_png_atomic(&args.out, &png)?;
-    println!(
+    outln!(
         "{} {} digits of {} {} with labels → {}",
         count,
         subset.name,
         splits.dataset,
         splits.scheme.name(),
         args.out.display()
-    );
+    )?;
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! `cargo xtask eval`: a checkpoint's test accuracy, loss and confusion matrix.
 
+use crate::output::outln;
 use std::path::PathBuf;
 
 use anyhow::{ensure, Context, Result};
@@ -63,21 +64,21 @@ pub fn run(args: EvalArgs) -> Result<()> {
         "the model has {outputs} outputs: expected 10 logits or 1 regression output"
     );
     let result = evaluate(&mut model, &splits.test, &splits.normalization, task, 1000)?;
-    println!(
+    outln!(
         "{} test: accuracy {:.4}, {} loss {:.4}, {} samples",
         dataset,
         result.accuracy,
         task.loss_name(),
         result.loss,
         result.samples
-    );
-    println!("confusion matrix (rows: true class, columns: predicted)");
-    println!("      {}", (0..10).map(|c| format!("{c:>5}")).collect::<String>());
+    )?;
+    outln!("confusion matrix (rows: true class, columns: predicted)")?;
+    outln!("      {}", (0..10).map(|c| format!("{c:>5}")).collect::<String>())?;
     for (label, row) in result.confusion.iter().enumerate() {
-        println!(
+        outln!(
             "  {label:>2}  {}",
             row.iter().map(|n| format!("{n:>5}")).collect::<String>()
-        );
+        )?;
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! `cargo xtask grads`: forward and backward of a checkpoint on a batch, every gradient to a
 //! file (to diff against PyTorch autograd).
 
+use crate::output::outln;
 use std::path::PathBuf;
 
 use anyhow::{ensure, Context, Result};
@@ -104,10 +105,10 @@ pub fn run(args: GradsArgs) -> Result<()> {
     });
     out.insert("x.grad".into(), x_grad.into_dyn());
     write_atomic(&args.out, &checkpoint::tensors_to_bytes(&out, None)?)?;
-    println!(
+    outln!(
         "loss {loss:.6}; wrote loss, output, {} parameter gradients and x.grad to {}",
         tensors.len(),
         args.out.display()
-    );
+    )?;
     Ok(())
 }

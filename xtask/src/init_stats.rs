@@ -1,6 +1,7 @@
 //! `cargo xtask init-stats`: the initialization experiments of lesson 8 (`02_fully_connected`)
 //! and `02b_initializing`, over many weight draws.
 
+use crate::output::{errln, outln};
 use std::path::PathBuf;
 
 use anyhow::Result;
@@ -195,38 +196,44 @@ pub fn run(args: InitStatsArgs) -> Result<()> {
                        "std_per_layer": runs[0].0})
             })
             .collect();
-        println!(
+        outln!(
             "{}",
             json!({"draws": args.draws, "hidden": args.hidden, "shallow": shallow_json, "deep": {"depth": args.depth, "width": args.width, "draws": deep_draws, "runs": deep_json}})
-        );
+        )?;
     } else {
-        println!(
+        outln!(
             "lin(x) = x·Wᵀ + b on the normalized MNIST validation set ({} × {}), {} hidden units; mean ± spread over {} weight draws",
             x.nrows(),
             x.ncols(),
             args.hidden,
             args.draws
-        );
-        println!(
+        )?;
+        outln!(
             "{:<20} {:>17} {:>17} {:>17} {:>17}",
-            "scheme", "lin mean", "lin std", "relu mean", "relu std"
-        );
+            "scheme",
+            "lin mean",
+            "lin std",
+            "relu mean",
+            "relu std"
+        )?;
         for (name, s) in &shallow {
             let cell = |(m, d): (f64, f64)| format!("{m:>8.4} ± {d:<6.4}");
-            println!(
+            outln!(
                 "{name:<20} {:>17} {:>17} {:>17} {:>17}",
                 cell(s[0]),
                 cell(s[1]),
                 cell(s[2]),
                 cell(s[3])
-            );
+            )?;
         }
-        println!();
-        println!("deep stack: x ← a·x for {} layers of {} units ({} draws of a; first layer where std > 1e3 or NaN, or std < 1e-3)", args.depth, args.width, deep_draws);
-        println!(
+        outln!()?;
+        outln!("deep stack: x ← a·x for {} layers of {} units ({} draws of a; first layer where std > 1e3 or NaN, or std < 1e-3)", args.depth, args.width, deep_draws)?;
+        outln!(
             "{:<20} {:<5} {:>14}  what happens (draws, layers)",
-            "scheme", "relu", "std at last"
-        );
+            "scheme",
+            "relu",
+            "std at last"
+        )?;
         for (relu, name, runs) in &deep {
             let last: Vec<f64> = runs.iter().map(|(s, _)| *s.last().unwrap_or(&f64::NAN)).collect();
             let summary = describe_events(runs);
@@ -235,10 +242,10 @@ pub fn run(args: InitStatsArgs) -> Result<()> {
             } else {
                 "inf/NaN".into()
             };
-            println!(
+            outln!(
                 "{name:<20} {:<5} {last_std:>14}  {summary}",
                 if *relu { "yes" } else { "no" }
-            );
+            )?;
         }
     }
     if let Some(path) = &args.plot {
@@ -263,7 +270,7 @@ pub fn run(args: InitStatsArgs) -> Result<()> {
             640,
         );
         write_png_atomic(path, &chart)?;
-        eprintln!("plot → {}", path.display());
+        errln!("plot → {}", path.display());
     }
     Ok(())
 }

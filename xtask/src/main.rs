@@ -17,6 +17,8 @@
 // terminal (`[B, in]`, `<workspace>`), not rustdoc markup.
 #![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
 
+mod output;
+
 mod bench;
 mod choices;
 mod ci;
@@ -30,6 +32,8 @@ mod train;
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
+
+use crate::output::errln;
 
 #[derive(Parser)]
 #[command(
@@ -77,18 +81,22 @@ fn main() {
         Command::Ci => ci::run(),
     };
     if let Err(err) = result {
+        if err.downcast_ref::<output::StdoutClosed>().is_some() {
+            // The reader of stdout has all it wanted (`| head`): no message, SIGPIPE's status.
+            std::process::exit(output::STDOUT_CLOSED_EXIT_CODE);
+        }
         if let Some(interrupted) = err.downcast_ref::<train::Interrupted>() {
-            eprintln!("{interrupted}");
+            errln!("{interrupted}");
             std::process::exit(train::INTERRUPTED_EXIT_CODE);
         }
-        eprintln!("error: {err}");
+        errln!("error: {err}");
         // A library error that shows its cause in its own message (`path: No such file or
         // directory`) also returns it as its source: print each text once.
         let mut shown = err.to_string();
         for cause in err.chain().skip(1) {
             let text = cause.to_string();
             if !shown.ends_with(&text) {
-                eprintln!("  caused by: {text}");
+                errln!("  caused by: {text}");
             }
             shown = text;
         }

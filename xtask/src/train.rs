@@ -1,5 +1,6 @@
 //! `cargo xtask train`: the main job.
 
+use crate::output::{errln, out, outln};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -8,7 +9,7 @@ use anyhow::{bail, ensure, Context, Result};
 use backprop_data::Normalization;
 use backprop_init::{rng, Init};
 use backprop_model::{mlp, Sequential};
-use backprop_train::checkpoint::{self, write_atomic, METRICS_FILE, MODEL_FILE};
+use backprop_train::checkpoint::{self, write_atomic, CONFIG_FILE, CURVES_FILE, METRICS_FILE, MODEL_FILE};
 use backprop_train::{
     evaluate, fit, BatchInfo, Callbacks, EpochReport, FitConfig, Flow, Schedule, Sgd, Task, TrainError, TrainState,
 };
@@ -144,7 +145,7 @@ fn parse_task(loss: &str) -> Result<Task> {
 }
 
 /// The run's configuration from flags (a new run) or from the run folder (a resumed one).
-fn configure(args: &TrainArgs) -> Result<(RunConfig, PathBuf, bool)> {
+fn configure(args: &TrainArgs) -> Result<(RunConfig, PathBuf, bool, checkpoint::RunLock)> {
     if let Some(dir) = &args.resume {
         let given: Vec<&str> = [
             ("--dataset", args.dataset.is_some()),
@@ -170,14 +171,24 @@ fn configure(args: &TrainArgs) -> Result<(RunConfig, PathBuf, bool)> {
             given.join(", "),
             dir.join("config.json").display()
         );
-        let path = dir.join("config.json");
+        // The lock first: what is read below cannot change under this run.
+        let lock = checkpoint::lock(dir)?;
+        let path = dir.join(CONFIG_FILE);
         let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
         let mut config: RunConfig =
             serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
         if let Some(epochs) = args.epochs {
             config.fit.epochs = epochs;
         }
-        return Ok((config, dir.clone(), true));
+        // A hand-edited or damaged config.json is refused field by field, naming the file
+        // (`--epochs`, the one setting given on resume, is named as the flag).
+        let origin = Origin::File(&path);
+        if args.epochs.is_some() {
+            ensure!(config.fit.epochs > 0, "--epochs must be at least 1");
+        }
+        validate(&config, &origin)?;
+        check_sizes(&config.arch, config.fit.batch_size, &origin)?;
+        return Ok((config, dir.clone(), true, lock));
     }
     let task = parse_task(&name(args.loss.unwrap_or(LossName::Ce)))?;
     let default_arch = match task {
@@ -185,16 +196,7 @@ fn configure(args: &TrainArgs) -> Result<(RunConfig, PathBuf, bool)> {
         Task::Regression => "784-50-1",
     };
     let arch = parse_arch(args.arch.as_deref().unwrap_or(default_arch))?;
-    let outputs = task.outputs(10);
-    ensure!(
-        arch.last() == Some(&outputs),
-        "--arch {}: --loss {} needs {outputs} output(s), not {}",
-        args.arch.as_deref().unwrap_or(default_arch),
-        task.loss_name(),
-        arch.last().unwrap()
-    );
     let init = name(args.init.unwrap_or(InitScheme::Kaiming));
-    Init::parse(&init)?;
     let schedule_name = &name(args.schedule.unwrap_or(DEFAULT_SCHEDULE));
     let schedule = Schedule::parse(schedule_name)
         .with_context(|| format!("--schedule `{schedule_name}`: expected constant, linear, cosine or one-cycle"))?;
@@ -208,24 +210,7 @@ fn configure(args: &TrainArgs) -> Result<(RunConfig, PathBuf, bool)> {
         seed: args.seed.unwrap_or(0),
         task,
     };
-    ensure!(fit.epochs > 0, "--epochs must be at least 1");
-    ensure!(fit.batch_size > 0, "--batch-size must be at least 1");
-    ensure!(fit.lr.is_finite() && fit.lr > 0.0, "--lr must be a positive number");
-    ensure!((0.0..1.0).contains(&fit.momentum), "--momentum must be in [0, 1)");
-    ensure!(fit.weight_decay >= 0.0, "--weight-decay must not be negative");
     let dataset = name(args.dataset.unwrap_or(Dataset::Mnist));
-    let out = args.out.clone().unwrap_or_else(|| {
-        crate::workspace_root()
-            .join("runs")
-            .join(format!("{dataset}-{}", timestamp()))
-    });
-    if out.join(MODEL_FILE).exists() {
-        bail!(
-            "{} already holds a run: continue it with --resume {}, or choose another --out",
-            out.display(),
-            out.display()
-        );
-    }
     let config = RunConfig {
         dataset,
         split: name(args.split.unwrap_or(Split::Standard)),
@@ -239,7 +224,163 @@ fn configure(args: &TrainArgs) -> Result<(RunConfig, PathBuf, bool)> {
             std: 0.0,
         },
     };
-    Ok((config, out, false))
+    validate(&config, &Origin::Flags)?;
+    check_sizes(&config.arch, config.fit.batch_size, &Origin::Flags)?;
+    let out = match &args.out {
+        Some(out) => out.clone(),
+        None => crate::workspace_root()
+            .join("runs")
+            .join(format!("{}-{}", config.dataset, timestamp())),
+    };
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let lock = checkpoint::lock(&out)?;
+    // Any part of a run, not only its model: a folder whose model.safetensors was lost (a
+    // write cut off, a full disk) still holds a resumable training state.
+    let parts = checkpoint::run_parts(&out);
+    if !parts.is_empty() {
+        bail!(
+            "{} already holds a run ({}): continue it with --resume {}, or choose another --out",
+            out.display(),
+            parts.join(", "),
+            out.display()
+        );
+    }
+    Ok((config, out, false, lock))
+}
+
+/// Where a run's settings came from, so that a message names what to fix: the flags of a new
+/// run, or the `config.json` of a resumed one.
+enum Origin<'a> {
+    Flags,
+    File(&'a Path),
+}
+
+impl Origin<'_> {
+    /// `--lr`, or `runs/x/config.json: field `fit.lr``.
+    fn name(&self, flag: &str, field: &str) -> String {
+        match self {
+            Origin::Flags => flag.to_string(),
+            Origin::File(path) => format!("{}: field `{field}`", path.display()),
+        }
+    }
+}
+
+/// Every setting in its range, before anything is allocated or written.
+fn validate(config: &RunConfig, origin: &Origin) -> Result<()> {
+    let at = |flag: &str, field: &str| origin.name(flag, field);
+    let arch_text = config.arch.iter().map(|n| n.to_string()).collect::<Vec<_>>().join("-");
+    ensure!(
+        config.arch.len() >= 2,
+        "{} `{arch_text}`: needs at least an input and an output size, e.g. 784-50-10",
+        at("--arch", "arch")
+    );
+    ensure!(
+        config.arch.iter().all(|&n| n > 0),
+        "{} `{arch_text}`: every layer size must be positive",
+        at("--arch", "arch")
+    );
+    let task = config.fit.task;
+    let outputs = task.outputs(10);
+    let last = config.arch[config.arch.len() - 1];
+    ensure!(
+        last == outputs,
+        "{} {arch_text}: {} {} needs {outputs} output(s), not {last}",
+        at("--arch", "arch"),
+        at("--loss", "fit.task"),
+        task.loss_name()
+    );
+    Init::parse(&config.init).with_context(|| at("--init", "init"))?;
+    backprop_data::DatasetSpec::by_name(&config.dataset).with_context(|| at("--dataset", "dataset"))?;
+    crate::data::parse_split(&config.split, config.valid).with_context(|| at("--split", "split"))?;
+    let fit = &config.fit;
+    ensure!(fit.epochs > 0, "{} must be at least 1", at("--epochs", "fit.epochs"));
+    ensure!(
+        fit.batch_size > 0,
+        "{} must be at least 1",
+        at("--batch-size", "fit.batch_size")
+    );
+    let number = |value: f32, flag: &str, field: &str, range: &str, ok: bool| -> Result<()> {
+        ensure!(!value.is_nan(), "{} is not a number", at(flag, field));
+        ensure!(ok, "{} must be {range} (got {value})", at(flag, field));
+        Ok(())
+    };
+    number(
+        fit.lr,
+        "--lr",
+        "fit.lr",
+        "a positive number",
+        fit.lr.is_finite() && fit.lr > 0.0,
+    )?;
+    number(
+        fit.momentum,
+        "--momentum",
+        "fit.momentum",
+        "in [0, 1)",
+        (0.0..1.0).contains(&fit.momentum),
+    )?;
+    number(
+        fit.weight_decay,
+        "--weight-decay",
+        "fit.weight_decay",
+        "a finite number, not negative",
+        fit.weight_decay.is_finite() && fit.weight_decay >= 0.0,
+    )?;
+    Ok(())
+}
+
+/// Rows of the evaluation batches (test and validation).
+const EVAL_BATCH: usize = 1000;
+
+/// Refuses a network whose parameters or activations would not fit in memory, with the
+/// figures and a suggestion, before anything is allocated (an allocation that fails aborts
+/// the process).
+fn check_sizes(arch: &[usize], batch_size: usize, origin: &Origin) -> Result<()> {
+    let at = origin.name("--arch", "arch");
+    let arch_text = arch.iter().map(|n| n.to_string()).collect::<Vec<_>>().join("-");
+    let too_big = || anyhow::anyhow!("{at} {arch_text}: the number of parameters does not fit in a usize");
+    let mut parameters = 0usize;
+    for pair in arch.windows(2) {
+        let layer = pair[0]
+            .checked_mul(pair[1])
+            .and_then(|w| w.checked_add(pair[1]))
+            .ok_or_else(too_big)?;
+        parameters = parameters.checked_add(layer).ok_or_else(too_big)?;
+    }
+    let width = arch
+        .iter()
+        .try_fold(0usize, |sum, &n| sum.checked_add(n))
+        .ok_or_else(too_big)?;
+    let activations = width.checked_mul(batch_size.max(EVAL_BATCH)).ok_or_else(|| {
+        anyhow::anyhow!("{at} {arch_text} with batches of {batch_size}: the activations do not fit in a usize")
+    })?;
+    // Each parameter lives as weight, gradient and momentum, and is copied a few times into
+    // a checkpoint's bytes; each activation as output, kept input and gradient.
+    let bytes = (parameters as u128 * 8 + activations as u128 * 4) * 4;
+    let Some(available) = available_memory() else {
+        return Ok(());
+    };
+    ensure!(
+        bytes <= available as u128,
+        "{at} {arch_text}: {} parameters and {} activations per batch of {} need about {} of memory,          but {} is available; use fewer hidden units (e.g. 784-256-10) or a smaller --batch-size",
+        backprop_model::group_thousands(parameters),
+        backprop_model::group_thousands(activations),
+        batch_size.max(EVAL_BATCH),
+        gigabytes(bytes),
+        gigabytes(available as u128)
+    );
+    Ok(())
+}
+
+/// `MemAvailable` of `/proc/meminfo`, in bytes (`None` where there is no such file).
+fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
+fn gigabytes(bytes: u128) -> String {
+    format!("{:.1} GB", bytes as f64 / 1e9)
 }
 
 /// `YYYYmmdd-HHMMSS` in UTC.
@@ -308,6 +449,31 @@ struct Reporter {
     valid_name: &'static str,
     /// The last batch run (where a Ctrl-C stopped the run).
     last_batch: Option<BatchInfo>,
+    /// Printing an epoch's line failed (stdout closed or full): the run stopped after that
+    /// epoch's checkpoint, and ends with this error.
+    output_error: Option<anyhow::Error>,
+}
+
+impl Reporter {
+    fn print_epoch(&self, report: &EpochReport, state: &TrainState, valid: &str) -> Result<()> {
+        outln!(
+            "epoch {:>3}/{}  train loss {:.4}{valid}  {:.2}s  {:.0} samples/s",
+            report.epoch,
+            self.epochs,
+            report.train_loss,
+            report.seconds,
+            report.samples as f64 / report.seconds.max(1e-9)
+        )?;
+        if self.stop_after.is_some_and(|k| state.epochs_done >= k) && state.epochs_done < self.epochs {
+            outln!(
+                "stopped after epoch {} of {}; continue with --resume {}",
+                state.epochs_done,
+                self.epochs,
+                self.dir.display()
+            )?;
+        }
+        Ok(())
+    }
 }
 
 impl Callbacks for Reporter {
@@ -356,21 +522,12 @@ impl Callbacks for Reporter {
                 self.valid_name, v.loss, self.valid_name, v.accuracy
             )
         });
-        println!(
-            "epoch {:>3}/{}  train loss {:.4}{valid}  {:.2}s  {:.0} samples/s",
-            report.epoch,
-            self.epochs,
-            report.train_loss,
-            report.seconds,
-            report.samples as f64 / report.seconds.max(1e-9)
-        );
+        // The checkpoint is written: if stdout has gone away, the run stops here, whole.
+        if let Err(err) = self.print_epoch(report, state, &valid) {
+            self.output_error = Some(err);
+            return Ok(Flow::Stop);
+        }
         if self.stop_after.is_some_and(|k| state.epochs_done >= k) && state.epochs_done < self.epochs {
-            println!(
-                "stopped after epoch {} of {}; continue with --resume {}",
-                state.epochs_done,
-                self.epochs,
-                self.dir.display()
-            );
             return Ok(Flow::Stop);
         }
         Ok(Flow::Continue)
@@ -379,19 +536,52 @@ impl Callbacks for Reporter {
 
 pub fn run(args: TrainArgs) -> Result<()> {
     let wall = Instant::now();
-    let (mut config, dir, resuming) = configure(&args)?;
+    // Flags first: nothing is written before they are all checked.
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     ensure!(threads >= 1, "--threads must be at least 1");
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads > cores {
+        errln!(
+            "warning: --threads {threads} is more than the {cores} cores of this machine: the extra \
+             threads only wait for a core (results are the same for any number of threads)"
+        );
+    }
+    ensure!(
+        args.stop_after != Some(0),
+        "--stop-after 0 would stop before the first epoch, with nothing to resume from: give K ≥ 1"
+    );
+    // `_lock` is held to the end of the run: one writer per run folder.
+    let (mut config, dir, resuming, _lock) = configure(&args)?;
+    let config_path = dir.join(CONFIG_FILE);
+    let origin = if resuming {
+        Origin::File(&config_path)
+    } else {
+        Origin::Flags
+    };
     let scheme = crate::data::parse_split(&config.split, config.valid)?;
     let splits = crate::data::load_splits(&config.dataset, args.data_dir.as_deref(), scheme, !args.json)?;
     let features = splits.train.features();
     ensure!(
         config.arch[0] == features,
-        "--arch starts with {} inputs but {} images have {features} pixels",
+        "{} starts with {} inputs but {} images have {features} pixels",
+        origin.name("--arch", "arch"),
         config.arch[0],
         config.dataset
+    );
+    // The step counter and the schedule count epochs × batches: refuse what would overflow.
+    let batches = splits.train.len().div_ceil(config.fit.batch_size);
+    ensure!(
+        config
+            .fit
+            .epochs
+            .checked_mul(batches)
+            .is_some_and(|steps| u64::try_from(steps).is_ok()),
+        "{} {}: {} epochs of {batches} batches are more steps than can be counted",
+        origin.name("--epochs", "fit.epochs"),
+        config.fit.epochs,
+        config.fit.epochs
     );
     config.normalization = splits.normalization.into();
 
@@ -402,8 +592,20 @@ pub fn run(args: TrainArgs) -> Result<()> {
              start the run again with --out",
             dir.display()
         );
-        let checkpoint::Saved { model, velocity, state } =
-            checkpoint::load(&dir).with_context(|| format!("resuming from {}", dir.display()))?;
+        let saved = checkpoint::load(&dir).with_context(|| format!("resuming from {}", dir.display()))?;
+        checkpoint::check_resume(&dir, &saved, &config.arch, config.fit.momentum)
+            .with_context(|| format!("resuming from {}", dir.display()))?;
+        let checkpoint::Saved { model, velocity, state } = saved;
+        ensure!(
+            state.step == state.epochs_done as u64 * batches as u64,
+            "resuming from {}: {} says {} epochs and {} steps were done, but an epoch of {} \
+             has {batches} batches",
+            dir.display(),
+            dir.join(checkpoint::STATE_FILE).display(),
+            state.epochs_done,
+            state.step,
+            config_path.display()
+        );
         let mut sgd = Sgd::new(config.fit.momentum, config.fit.weight_decay);
         sgd.load_state(velocity);
         ensure!(
@@ -423,14 +625,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
             TrainState::default(),
         )
     };
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    write_atomic(
-        &dir.join("config.json"),
-        serde_json::to_string_pretty(&config)?.as_bytes(),
-    )?;
+    write_atomic(&config_path, serde_json::to_string_pretty(&config)?.as_bytes())?;
 
     if !args.json {
-        println!(
+        outln!(
             "{} ({} split: {} train{}), {} threads, run folder {}",
             config.dataset,
             config.split,
@@ -441,8 +639,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 .map_or(String::new(), |v| format!(", {} valid", v.len())),
             threads,
             dir.display()
-        );
-        print!("{}", model.summary(features)?);
+        )?;
+        out!("{}", model.summary(features)?)?;
     }
     let (valid_subset, valid_name) = match &splits.valid {
         Some(v) => (v, "valid"),
@@ -463,6 +661,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         stop_after: args.stop_after,
         valid_name,
         last_batch: None,
+        output_error: None,
     };
     handle_ctrl_c()?;
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
@@ -486,32 +685,45 @@ pub fn run(args: TrainArgs) -> Result<()> {
         bar.abandon();
     }
     let this_run = result.with_context(|| format!("training {} (checkpoints in {})", config.dataset, dir.display()))?;
+    if let Some(err) = reporter.output_error.take() {
+        // Stdout went away after an epoch's checkpoint: the folder is whole, and resumable.
+        let _ = draw_curves(&dir.join(CURVES_FILE), &reporter.reports, valid_name);
+        return Err(err);
+    }
     // (A Ctrl-C after the last batch, while the last checkpoint was written, lets the run end.)
     if STOP_REQUESTED.load(Ordering::SeqCst) && state.epochs_done < config.fit.epochs {
         return Err(interrupted(&reporter, &state, &dir, valid_name).into());
     }
     let train_seconds = train_started.elapsed().as_secs_f64();
-    let test = pool.install(|| evaluate(&mut model, &splits.test, &splits.normalization, config.fit.task, 1000))?;
+    let test = pool.install(|| {
+        evaluate(
+            &mut model,
+            &splits.test,
+            &splits.normalization,
+            config.fit.task,
+            EVAL_BATCH,
+        )
+    })?;
     draw_curves(&dir.join("curves.png"), &reporter.reports, valid_name)?;
 
     // Speed is that of the epochs run by this invocation.
     let epoch_seconds: Vec<f64> = this_run.iter().map(|r| r.seconds).collect();
     let samples: usize = this_run.iter().map(|r| r.samples).sum();
     let checkpoint_path = dir.join(MODEL_FILE);
-    println!(
+    outln!(
         "test accuracy {:.4}  test loss {:.4}  ({} samples)  trained {:.2}s, {:.2}s wall",
         test.accuracy,
         test.loss,
         test.samples,
         train_seconds,
         wall.elapsed().as_secs_f64()
-    );
-    println!(
+    )?;
+    outln!(
         "model {}  metrics {}  curves {}",
         checkpoint_path.display(),
         dir.join(METRICS_FILE).display(),
         dir.join("curves.png").display()
-    );
+    )?;
     if args.json {
         let summary = json!({
             "test_accuracy": test.accuracy,
@@ -522,7 +734,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             "samples_per_second": samples as f64 / epoch_seconds.iter().sum::<f64>().max(1e-9),
             "checkpoint": checkpoint_path,
         });
-        println!("{summary}");
+        outln!("{summary}")?;
     }
     Ok(())
 }

@@ -30,6 +30,13 @@ pub enum TrainError {
     Checkpoint { path: PathBuf, problem: String },
     #[error("{0}")]
     Invalid(String),
+    /// Another process holds the run folder's lock: one writer per run folder.
+    #[error(
+        "{} is in use by another run{}: wait for it to end, or choose another folder",
+        path.display(),
+        holder.map_or(String::new(), |pid| format!(" (process {pid})"))
+    )]
+    Busy { path: PathBuf, holder: Option<u32> },
     #[error(transparent)]
     Layer(#[from] LayerError),
     #[error(transparent)]
