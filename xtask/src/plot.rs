@@ -983,9 +983,7 @@ pub(crate) mod tests {
         // A file where the folder should be: no user, root included, can write under it.
         let blocker = dir.join("not-a-folder");
         std::fs::write(&blocker, b"x").unwrap();
-        let err = write_picture(&blocker.join("curves.png"), &fixed_curves())
-            .err()
-            .expect("fails");
+        let err = write_picture(&blocker.join("curves.png"), &fixed_curves()).expect_err("fails");
         assert!(format!("{err:#}").contains("not-a-folder"), "{err:#}");
         let left: Vec<_> = std::fs::read_dir(&dir)
             .unwrap()
