@@ -55,7 +55,7 @@ pub struct ShowArgs {
     /// How many digits (a grid of up to 10 per row).
     #[arg(long, default_value_t = 40)]
     pub count: usize,
-    /// The PNG to write.
+    /// The PNG to write (and beside it the same picture as SVG).
     #[arg(long, default_value = "digits.png")]
     pub out: PathBuf,
 }
@@ -253,15 +253,28 @@ fn show(args: &ShowArgs) -> Result<()> {
             outln!("  {line}")?;
         }
     }
-    let png = crate::plot::digit_grid(subset, count);
-    crate::plot::write_png_atomic(&args.out, &png)?;
+    let grid = crate::plot::DigitGrid {
+        title: format!(
+            "the first {count} {} digits of {} ({} split), with labels",
+            subset.name,
+            splits.dataset,
+            splits.scheme.name()
+        ),
+        rows: subset.rows,
+        cols: subset.cols,
+        images: (0..count)
+            .map(|i| (subset.labels[i], subset.image(i).to_vec()))
+            .collect(),
+    };
+    let [png, svg] = crate::plot::write_picture(&args.out, &grid)?;
     outln!(
-        "{} {} digits of {} {} with labels → {}",
+        "{} {} digits of {} {} with labels → {} and {}",
         count,
         subset.name,
         splits.dataset,
         splits.scheme.name(),
-        args.out.display()
+        png.display(),
+        svg.display()
     )?;
     Ok(())
 }

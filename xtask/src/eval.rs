@@ -28,6 +28,10 @@ pub struct EvalArgs {
     /// run's, else standard].
     #[arg(long, value_enum)]
     split: Option<Split>,
+    /// Draw the confusion matrix as a heat map (counts in the cells) to this PNG, and beside
+    /// it the same picture as SVG.
+    #[arg(long)]
+    plot: Option<PathBuf>,
 }
 
 pub fn run(args: EvalArgs) -> Result<()> {
@@ -79,6 +83,17 @@ pub fn run(args: EvalArgs) -> Result<()> {
             "  {label:>2}  {}",
             row.iter().map(|n| format!("{n:>5}")).collect::<String>()
         )?;
+    }
+    if let Some(path) = &args.plot {
+        let map = crate::plot::ConfusionMap {
+            title: format!(
+                "{dataset} test: confusion matrix (accuracy {:.4}, {} samples)",
+                result.accuracy, result.samples
+            ),
+            counts: result.confusion.clone(),
+        };
+        let [png, svg] = crate::plot::write_picture(path, &map)?;
+        outln!("confusion matrix → {} and {}", png.display(), svg.display())?;
     }
     Ok(())
 }

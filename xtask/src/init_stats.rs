@@ -12,7 +12,7 @@ use ndarray::Array2;
 use rayon::prelude::*;
 use serde_json::json;
 
-use crate::plot::{line_chart, write_png_atomic, Series};
+use crate::plot::{write_picture, Figure, Panel, Series};
 
 #[derive(Args)]
 pub struct InitStatsArgs {
@@ -34,7 +34,8 @@ pub struct InitStatsArgs {
     /// Print one JSON object instead of the tables.
     #[arg(long)]
     json: bool,
-    /// Draw the per-layer std of the deep stack to this PNG (log axis).
+    /// Draw the per-layer std of the deep stack (first draw of each scheme, log axis) to this
+    /// PNG, and beside it the same picture as SVG.
     #[arg(long)]
     plot: Option<PathBuf>,
 }
@@ -249,28 +250,52 @@ pub fn run(args: InitStatsArgs) -> Result<()> {
         }
     }
     if let Some(path) = &args.plot {
-        let series: Vec<Series> = deep
+        let curves: Vec<(bool, String, Vec<f64>)> = deep
             .iter()
-            .map(|(relu, name, runs)| Series {
-                name: format!("{name}{}", if *relu { " +relu" } else { "" }),
-                points: runs[0]
-                    .0
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &s)| ((i + 1) as f64, s))
-                    .collect(),
-            })
+            .map(|(relu, name, runs)| (*relu, name.to_string(), runs[0].0.clone()))
             .collect();
-        let chart = line_chart(
-            "std of activations per layer (log scale)",
-            "layer",
-            &series,
-            true,
-            1000,
-            640,
-        );
-        write_png_atomic(path, &chart)?;
-        errln!("plot → {}", path.display());
+        let figure = deep_stack_figure(args.depth, args.width, &curves);
+        let [png, svg] = write_picture(path, &figure)?;
+        errln!("plot → {} and {}", png.display(), svg.display());
     }
     Ok(())
+}
+
+/// The deep stack's std after each layer, one panel without ReLU and one with it. `curves` holds
+/// (relu, scheme, std per layer); values that overflowed to inf or NaN, or fell to 0, end a
+/// line where they begin, as a log axis cannot show them.
+pub fn deep_stack_figure(depth: usize, width: usize, curves: &[(bool, String, Vec<f64>)]) -> Figure {
+    let panel = |relu: bool| {
+        let title = if relu { "x ← relu(a·x)" } else { "x ← a·x" };
+        let mut panel = Panel::new(title, "layer", "std of activations (log scale)")
+            .log_y()
+            .integer_x();
+        // Schemes that give the same weights (simplified Kaiming and Xavier for a square `a`)
+        // draw one line under both names; otherwise the second hides the first.
+        let mut lines: Vec<(String, &Vec<f64>)> = Vec::new();
+        for (_, name, stds) in curves.iter().filter(|c| c.0 == relu) {
+            match lines.iter_mut().find(|(_, s)| *s == stds) {
+                Some((names, _)) => *names = format!("{names} = {name}"),
+                None => lines.push((name.clone(), stds)),
+            }
+        }
+        for (name, stds) in lines {
+            let points = stds
+                .iter()
+                .enumerate()
+                .map(|(i, &s)| ((i + 1) as f64, s))
+                .take_while(|(_, s)| s.is_finite() && *s > 0.0)
+                .collect();
+            panel = panel.series(Series::new(name, points));
+        }
+        panel
+    };
+    Figure {
+        caption: Some(format!(
+            "deep stack: std of activations per layer ({depth} layers of {width} units)"
+        )),
+        panels: vec![panel(false), panel(true)],
+        columns: 2,
+        size: (1400, 620),
+    }
 }

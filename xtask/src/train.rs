@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::choices::{name, Dataset, InitScheme, LossName, ScheduleName, Split};
-use crate::plot::{line_chart, write_png_atomic, Series};
+use crate::plot::{write_picture, Figure, Panel, Series};
 
 /// Defaults: chosen so that the default run reaches ≥ 97.5% test accuracy in a few epochs.
 const DEFAULT_EPOCHS: usize = 6;
@@ -452,6 +452,9 @@ struct Reporter {
     /// Printing an epoch's line failed (stdout closed or full): the run stopped after that
     /// epoch's checkpoint, and ends with this error.
     output_error: Option<anyhow::Error>,
+    /// Every batch this process ran, for the per-batch loss and learning rate of the curves
+    /// (a resumed run draws them from where it resumed).
+    batches: Vec<BatchInfo>,
 }
 
 impl Reporter {
@@ -479,6 +482,7 @@ impl Reporter {
 impl Callbacks for Reporter {
     fn on_batch(&mut self, info: &BatchInfo) -> Flow {
         self.last_batch = Some(*info);
+        self.batches.push(*info);
         let bar = self.bar.get_or_insert_with(|| {
             let bar = ProgressBar::new(info.batches as u64);
             bar.set_style(
@@ -662,6 +666,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         valid_name,
         last_batch: None,
         output_error: None,
+        batches: Vec::new(),
     };
     handle_ctrl_c()?;
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
@@ -687,7 +692,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let this_run = result.with_context(|| format!("training {} (checkpoints in {})", config.dataset, dir.display()))?;
     if let Some(err) = reporter.output_error.take() {
         // Stdout went away after an epoch's checkpoint: the folder is whole, and resumable.
-        let _ = draw_curves(&dir.join(CURVES_FILE), &reporter.reports, valid_name);
+        let _ = draw_curves(&dir, &reporter, valid_name);
         return Err(err);
     }
     // (A Ctrl-C after the last batch, while the last checkpoint was written, lets the run end.)
@@ -704,7 +709,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             EVAL_BATCH,
         )
     })?;
-    draw_curves(&dir.join("curves.png"), &reporter.reports, valid_name)?;
+    draw_curves(&dir, &reporter, valid_name)?;
 
     // Speed is that of the epochs run by this invocation.
     let epoch_seconds: Vec<f64> = this_run.iter().map(|r| r.seconds).collect();
@@ -719,10 +724,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
         wall.elapsed().as_secs_f64()
     )?;
     outln!(
-        "model {}  metrics {}  curves {}",
+        "model {}  metrics {}  curves {} (and .svg)",
         checkpoint_path.display(),
         dir.join(METRICS_FILE).display(),
-        dir.join("curves.png").display()
+        dir.join(CURVES_FILE).display()
     )?;
     if args.json {
         let summary = json!({
@@ -752,9 +757,9 @@ fn interrupted(reporter: &Reporter, state: &TrainState, dir: &Path, valid_name: 
             "interrupted{place}, before the first epoch ended: there is no checkpoint to resume from"
         ));
     }
-    let curves = match draw_curves(&dir.join("curves.png"), &reporter.reports, valid_name) {
+    let curves = match draw_curves(dir, reporter, valid_name) {
         Ok(()) => String::new(),
-        Err(err) => format!(" (curves.png not drawn: {err:#})"),
+        Err(err) => format!(" ({CURVES_FILE} not drawn: {err:#})"),
     };
     Interrupted(format!(
         "interrupted{place}: {} holds the checkpoint of epoch {}{curves}; continue with\n  \
@@ -765,30 +770,87 @@ fn interrupted(reporter: &Reporter, state: &TrainState, dir: &Path, valid_name: 
     ))
 }
 
-fn draw_curves(path: &Path, reports: &[EpochReport], valid_name: &str) -> Result<()> {
+/// Draws the curves of the run folder `dir` into `curves.png` and `curves.svg`.
+fn draw_curves(dir: &Path, reporter: &Reporter, valid_name: &str) -> Result<()> {
+    let caption = format!(
+        "training curves: {}",
+        dir.file_name()
+            .map_or(String::new(), |n| n.to_string_lossy().into_owned())
+    );
+    let figure = curves_figure(&caption, &reporter.reports, &reporter.batches, valid_name);
+    write_picture(&dir.join(CURVES_FILE), &figure)?;
+    Ok(())
+}
+
+/// fastai's smoothing of the per-batch loss (`AvgSmoothLoss`): an exponential moving average
+/// with weight `beta` on the past, divided by `1 − betaⁱ` so that the first batches are not
+/// pulled towards zero.
+pub fn smoothed(values: &[f64], beta: f64) -> Vec<f64> {
+    let mut average = 0.0;
+    let mut weight = 1.0;
+    values
+        .iter()
+        .map(|&v| {
+            average = beta * average + (1.0 - beta) * v;
+            weight *= beta;
+            average / (1.0 - weight)
+        })
+        .collect()
+}
+
+/// The training curves: per-batch loss (raw and smoothed) and learning rate against the step,
+/// per-epoch train and validation loss, and validation accuracy. Batches after the last whole
+/// epoch (a run stopped by Ctrl-C) are left out, as that epoch's figures are.
+pub fn curves_figure(caption: &str, reports: &[EpochReport], batches: &[BatchInfo], valid_name: &str) -> Figure {
+    use plotters::chart::SeriesLabelPosition::{LowerRight, UpperRight};
+    let last_epoch = reports.last().map_or(0, |r| r.epoch);
+    let batches: Vec<&BatchInfo> = batches.iter().filter(|b| b.epoch <= last_epoch).collect();
+    let step = |b: &BatchInfo| ((b.epoch - 1) * b.batches + b.batch) as f64;
+    let losses: Vec<f64> = batches.iter().map(|b| b.loss as f64).collect();
+    let smooth = smoothed(&losses, 0.98);
     let epoch = |r: &EpochReport| r.epoch as f64;
-    let series = vec![
-        Series {
-            name: "train loss".into(),
-            points: reports.iter().map(|r| (epoch(r), r.train_loss)).collect(),
-        },
-        Series {
-            name: format!("{valid_name} loss"),
-            points: reports
+    let per_batch = Panel::new("loss per batch", "step", "loss (log scale)")
+        .log_y()
+        .series(Series::new("raw", batches.iter().map(|b| (step(b), b.loss as f64)).collect()).faint())
+        .series(Series::new(
+            "smoothed (EMA 0.98)",
+            batches.iter().zip(&smooth).map(|(b, &s)| (step(b), s)).collect(),
+        ));
+    let per_epoch = Panel::new("loss per epoch", "epoch", "loss (log scale)")
+        .log_y()
+        .integer_x()
+        .series(Series::new(
+            "train (mean over the epoch)",
+            reports.iter().map(|r| (epoch(r), r.train_loss)).collect(),
+        ))
+        .series(Series::new(
+            format!("{valid_name} (end of epoch)"),
+            reports
                 .iter()
                 .filter_map(|r| r.valid.as_ref().map(|v| (epoch(r), v.loss)))
                 .collect(),
-        },
-        Series {
-            name: format!("{valid_name} error"),
-            points: reports
+        ))
+        .legend(UpperRight);
+    let accuracy = Panel::new(format!("{valid_name} accuracy per epoch"), "epoch", "accuracy")
+        .integer_x()
+        .series(Series::new(
+            format!("{valid_name} accuracy"),
+            reports
                 .iter()
-                .filter_map(|r| r.valid.as_ref().map(|v| (epoch(r), 1.0 - v.accuracy)))
+                .filter_map(|r| r.valid.as_ref().map(|v| (epoch(r), v.accuracy)))
                 .collect(),
-        },
-    ];
-    let chart = line_chart("loss and error by epoch (log scale)", "epoch", &series, true, 800, 480);
-    write_png_atomic(path, &chart)
+        ))
+        .legend(LowerRight);
+    let lr = Panel::new("learning rate", "step", "learning rate").series(Series::new(
+        "lr",
+        batches.iter().map(|b| (step(b), b.lr as f64)).collect(),
+    ));
+    Figure {
+        caption: Some(caption.to_string()),
+        panels: vec![per_batch, per_epoch, accuracy, lr],
+        columns: 2,
+        size: (1200, 860),
+    }
 }
 
 #[cfg(test)]
