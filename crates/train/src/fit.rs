@@ -299,8 +299,8 @@ impl Path {
                 // the products they convert the next batch, a few rows at a time.
                 let shared = SharedConversion::new();
                 let idle_work = || shared.convert_piece();
-                // On a busy machine the helpers are parked while they keep being preempted
-                // (`engine::awake::Contention`): the products then run on this thread alone, unsplit.
+                // On a busy machine, while the threads keep waiting for a core, the helpers are
+                // parked (`engine::Contention`) and the products run unsplit on this thread.
                 engine::with_workers_awake_and(&idle_work, |helpers| {
                     engine::conversion::for_each_batch(&epoch, &shared, buffers, |batch| {
                         contention.update(helpers);
